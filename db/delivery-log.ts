@@ -1,0 +1,241 @@
+/** The delivery log: one EFS status row per address, every transition, every SMTP attempt, and the KPIs they add up to. */
+import type { Pool } from 'pg';
+import { kpisFromCounts, type DeliveryKpis, type EfsStatus } from '../domain/efs-status';
+import type { FailureReason, FailureType, RetryClass } from '../domain/failure';
+import type { SmtpReply } from '../domain/smtp-reply';
+
+export interface ClaimedRecipient {
+  recipientId: number;
+  domain: string;
+}
+
+export type AttemptOutcome = 'accepted' | 'soft' | 'hard' | 'ignored';
+
+export interface RecordedAttempt {
+  attempt: number;
+  outcome: AttemptOutcome | 'in_progress';
+  reply: SmtpReply | null;
+  failureReason: FailureReason | null;
+  retryClass: RetryClass | null;
+  ruleId: string | null;
+}
+
+export interface AttemptResult {
+  deliveryId: string;
+  recipientId: number;
+  attempt: number;
+  outcome: AttemptOutcome;
+  reply: SmtpReply;
+  ruleId: string | null;
+  retryClass: RetryClass | null;
+  /** The recipient's status after this attempt, and the failure qualification it carries. */
+  status: EfsStatus;
+  failureType: FailureType | null;
+  failureReason: FailureReason | null;
+  nextRetryAt: Date | null;
+}
+
+export interface RecipientRow {
+  recipientId: number;
+  address: string;
+  domain: string;
+  status: EfsStatus;
+  exclusionReason: string | null;
+  failureType: FailureType | null;
+  failureReason: FailureReason | null;
+  attempts: number;
+  lastSmtpCode: number | null;
+  lastEnhancedCode: string | null;
+  lastReply: string | null;
+  lastMxHost: string | null;
+  handedOverAt: Date | null;
+  nextRetryAt: Date | null;
+  finalAt: Date | null;
+  updatedAt: Date;
+}
+
+const RECIPIENT_COLUMNS = `recipient_id AS "recipientId", address, domain, status, exclusion_reason AS "exclusionReason",
+  failure_type AS "failureType", failure_reason AS "failureReason", attempts, last_smtp_code AS "lastSmtpCode",
+  last_enhanced_code AS "lastEnhancedCode", last_reply AS "lastReply", last_mx_host AS "lastMxHost",
+  handed_over_at AS "handedOverAt", next_retry_at AS "nextRetryAt", final_at AS "finalAt", updated_at AS "updatedAt"`;
+
+export class DeliveryLog {
+  constructor(private readonly pool: Pool) {}
+
+  /**
+   * Hands the next page of deliverable recipients to the sending stage (pending → taken_into_account, logged).
+   * Idempotent: a retry returns the same page, since rows already handed over are still in it.
+   */
+  async claimPage(deliveryId: string, afterRecipientId: number, limit: number): Promise<ClaimedRecipient[]> {
+    const r = await this.pool.query<ClaimedRecipient>(
+      `WITH page AS (
+         SELECT recipient_id, domain, status FROM delivery_recipients
+         WHERE delivery_id = $1 AND recipient_id > $2 AND status NOT IN ('excluded', 'cancelled')
+         ORDER BY recipient_id LIMIT $3
+       ), handed AS (
+         UPDATE delivery_recipients r SET status = 'taken_into_account', handed_over_at = now(), updated_at = now()
+         FROM page WHERE r.delivery_id = $1 AND r.recipient_id = page.recipient_id AND r.status = 'pending'
+         RETURNING r.recipient_id
+       ), logged AS (
+         INSERT INTO efs_transitions (delivery_id, recipient_id, from_status, to_status, source)
+         SELECT $1, recipient_id, 'pending', 'taken_into_account', 'handover' FROM handed
+       )
+       SELECT recipient_id AS "recipientId", domain FROM page ORDER BY recipient_id`,
+      [deliveryId, afterRecipientId, limit],
+    );
+    return r.rows;
+  }
+
+  /**
+   * Marks an attempt as started, unless the outcome is already known: returns the accepted attempt of this
+   * recipient (any attempt number) or this attempt's recorded outcome, so a retried activity never sends twice.
+   */
+  async beginAttempt(deliveryId: string, recipientId: number, attempt: number, messageId: string): Promise<RecordedAttempt | null> {
+    const known = await this.pool.query(
+      `SELECT attempt, outcome, smtp_code, enhanced_code, reply_text, mx_host, failure_reason, retry_class, rule_id
+       FROM send_attempts
+       WHERE delivery_id = $1 AND recipient_id = $2 AND (outcome = 'accepted' OR (attempt = $3 AND outcome <> 'in_progress'))
+       ORDER BY (outcome = 'accepted') DESC LIMIT 1`,
+      [deliveryId, recipientId, attempt],
+    );
+    if (known.rows[0]) {
+      const k = known.rows[0];
+      return {
+        attempt: k.attempt,
+        outcome: k.outcome,
+        reply: { code: k.smtp_code ?? 0, enhancedCode: k.enhanced_code, text: k.reply_text ?? '', mxHost: k.mx_host },
+        failureReason: k.failure_reason,
+        retryClass: k.retry_class,
+        ruleId: k.rule_id,
+      };
+    }
+    await this.pool.query(
+      `INSERT INTO send_attempts (delivery_id, recipient_id, attempt, message_id) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (delivery_id, recipient_id, attempt) DO UPDATE SET started_at = now()`,
+      [deliveryId, recipientId, attempt, messageId],
+    );
+    return null;
+  }
+
+  /** Records an attempt's outcome and the recipient's resulting status in one statement (attempt row, status row, transition). */
+  async completeAttempt(a: AttemptResult): Promise<void> {
+    await this.pool.query(
+      `WITH attempt AS (
+         UPDATE send_attempts SET finished_at = now(), outcome = $4, smtp_code = $5, enhanced_code = $6, reply_text = $7,
+           mx_host = $8, failure_reason = $9, retry_class = $10, rule_id = $11
+         WHERE delivery_id = $1 AND recipient_id = $2 AND attempt = $3
+       ), previous AS (
+         SELECT status FROM delivery_recipients WHERE delivery_id = $1 AND recipient_id = $2
+       ), updated AS (
+         UPDATE delivery_recipients SET status = $12, failure_type = $13, failure_reason = $9,
+           attempts = GREATEST(attempts, $3), last_smtp_code = $5, last_enhanced_code = $6, last_reply = $7, last_mx_host = $8,
+           next_retry_at = $14, final_at = CASE WHEN $12 IN ('sent', 'failed') THEN now() ELSE NULL END, updated_at = now()
+         WHERE delivery_id = $1 AND recipient_id = $2 AND status IN ('taken_into_account', 'pending')
+         RETURNING recipient_id
+       )
+       INSERT INTO efs_transitions (delivery_id, recipient_id, from_status, to_status, failure_type, failure_reason,
+         smtp_code, enhanced_code, reply_text, mx_host, source)
+       SELECT $1, $2, (SELECT status FROM previous), $12, $13, $9, $5, $6, $7, $8, 'smtp' FROM updated`,
+      [
+        a.deliveryId,
+        a.recipientId,
+        a.attempt,
+        a.outcome,
+        a.reply.code,
+        a.reply.enhancedCode,
+        a.reply.text,
+        a.reply.mxHost,
+        a.failureReason,
+        a.retryClass,
+        a.ruleId,
+        a.status,
+        a.failureType,
+        a.nextRetryAt,
+      ],
+    );
+  }
+
+  /** Recipients not yet handed over end as cancelled (outside the Success % denominator). */
+  async cancelPending(deliveryId: string): Promise<number> {
+    const r = await this.pool.query(
+      `WITH updated AS (
+         UPDATE delivery_recipients SET status = 'cancelled', final_at = now(), updated_at = now()
+         WHERE delivery_id = $1 AND status = 'pending' RETURNING recipient_id
+       ), logged AS (
+         INSERT INTO efs_transitions (delivery_id, recipient_id, from_status, to_status, source)
+         SELECT $1, recipient_id, 'pending', 'cancelled', 'cancel' FROM updated
+       )
+       SELECT count(*)::int AS n FROM updated`,
+      [deliveryId],
+    );
+    return r.rows[0].n;
+  }
+
+  async kpis(deliveryId: string): Promise<DeliveryKpis> {
+    const [byStatus, byFailure] = await Promise.all([
+      this.pool.query<{ status: EfsStatus; n: number; unattempted: number }>(
+        `SELECT status, count(*)::int AS n, count(*) FILTER (WHERE attempts = 0)::int AS unattempted
+         FROM delivery_recipients WHERE delivery_id = $1 GROUP BY status`,
+        [deliveryId],
+      ),
+      this.pool.query<{ failure_type: string; failure_reason: string; n: number }>(
+        `SELECT failure_type, failure_reason, count(*)::int AS n FROM delivery_recipients
+         WHERE delivery_id = $1 AND status = 'failed' GROUP BY failure_type, failure_reason`,
+        [deliveryId],
+      ),
+    ]);
+    const counts: Partial<Record<EfsStatus, number>> = {};
+    let awaitingFirstAttempt = 0;
+    for (const row of byStatus.rows) {
+      counts[row.status] = row.n;
+      if (row.status === 'taken_into_account') awaitingFirstAttempt = row.unattempted;
+    }
+    const byReason: Record<string, number> = {};
+    const byType: Record<string, number> = {};
+    for (const row of byFailure.rows) {
+      byReason[row.failure_reason ?? 'not_defined'] = (byReason[row.failure_reason ?? 'not_defined'] ?? 0) + row.n;
+      byType[row.failure_type ?? 'hard'] = (byType[row.failure_type ?? 'hard'] ?? 0) + row.n;
+    }
+    return kpisFromCounts(counts, byReason, byType, awaitingFirstAttempt);
+  }
+
+  /** Keyset paging through a delivery's recipients, optionally by status. */
+  async page(deliveryId: string, opts: { afterRecipientId: number; limit: number; status?: EfsStatus }): Promise<RecipientRow[]> {
+    const r = await this.pool.query<RecipientRow>(
+      `SELECT ${RECIPIENT_COLUMNS} FROM delivery_recipients
+       WHERE delivery_id = $1 AND recipient_id > $2 AND ($4::text IS NULL OR status = $4)
+       ORDER BY recipient_id LIMIT $3`,
+      [deliveryId, opts.afterRecipientId, opts.limit, opts.status ?? null],
+    );
+    return r.rows;
+  }
+
+  async recipient(deliveryId: string, recipientId: number): Promise<RecipientRow | null> {
+    const r = await this.pool.query<RecipientRow>(
+      `SELECT ${RECIPIENT_COLUMNS} FROM delivery_recipients WHERE delivery_id = $1 AND recipient_id = $2`,
+      [deliveryId, recipientId],
+    );
+    return r.rows[0] ?? null;
+  }
+
+  async transitions(deliveryId: string, recipientId: number) {
+    const r = await this.pool.query(
+      `SELECT at, from_status AS "fromStatus", to_status AS "toStatus", failure_type AS "failureType", failure_reason AS "failureReason",
+         smtp_code AS "smtpCode", enhanced_code AS "enhancedCode", reply_text AS "replyText", mx_host AS "mxHost", source
+       FROM efs_transitions WHERE delivery_id = $1 AND recipient_id = $2 ORDER BY id`,
+      [deliveryId, recipientId],
+    );
+    return r.rows;
+  }
+
+  async attempts(deliveryId: string, recipientId: number) {
+    const r = await this.pool.query(
+      `SELECT attempt, started_at AS "startedAt", finished_at AS "finishedAt", outcome, smtp_code AS "smtpCode",
+         enhanced_code AS "enhancedCode", reply_text AS "replyText", mx_host AS "mxHost", failure_reason AS "failureReason",
+         retry_class AS "retryClass", rule_id AS "ruleId", message_id AS "messageId"
+       FROM send_attempts WHERE delivery_id = $1 AND recipient_id = $2 ORDER BY attempt`,
+      [deliveryId, recipientId],
+    );
+    return r.rows;
+  }
+}

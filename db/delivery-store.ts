@@ -1,0 +1,130 @@
+/** Deliveries table: creation (with their recipients, atomically), reads and state changes. */
+import { randomUUID } from 'node:crypto';
+import type { Pool } from 'pg';
+import { copyRecipients, type RecipientInput } from './recipient-loader';
+
+export const DELIVERY_STATES = [
+  'created',
+  'analysing',
+  'awaiting_confirmation',
+  'analysis_failed',
+  'scheduled',
+  'sending',
+  'paused',
+  'completed',
+  'cancelled',
+] as const;
+export type DeliveryState = (typeof DELIVERY_STATES)[number];
+
+export interface NewDelivery {
+  name: string;
+  from: { address: string; name?: string };
+  replyTo?: string;
+  subject: string;
+  html?: string;
+  text?: string;
+  validitySeconds: number;
+  autoConfirm: boolean;
+  contactDate?: Date;
+  options?: Record<string, unknown>;
+}
+
+export interface DeliveryRow {
+  id: string;
+  name: string;
+  fromAddress: string;
+  fromName: string | null;
+  fromDomain: string;
+  replyTo: string | null;
+  subject: string;
+  html: string | null;
+  text: string | null;
+  state: DeliveryState;
+  autoConfirm: boolean;
+  validitySeconds: number;
+  contactDate: Date | null;
+  options: Record<string, unknown>;
+  analysis: unknown;
+  createdAt: Date;
+  confirmedAt: Date | null;
+  sendingStartedAt: Date | null;
+  completedAt: Date | null;
+}
+
+const SELECT_DELIVERY = `SELECT id, name, from_address AS "fromAddress", from_name AS "fromName", from_domain AS "fromDomain",
+  reply_to AS "replyTo", subject, html, text_body AS "text", state, auto_confirm AS "autoConfirm",
+  validity_seconds AS "validitySeconds", contact_date AS "contactDate", options, analysis, created_at AS "createdAt",
+  confirmed_at AS "confirmedAt", sending_started_at AS "sendingStartedAt", completed_at AS "completedAt"
+  FROM deliveries`;
+
+export class DeliveryStore {
+  constructor(private readonly pool: Pool) {}
+
+  /** Writes the delivery and all its recipients in one transaction: either everything is there or nothing is. */
+  async create(input: NewDelivery, recipients: Iterable<RecipientInput>): Promise<{ id: string; recipientCount: number }> {
+    const id = randomUUID();
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query(
+        `INSERT INTO deliveries (id, name, from_address, from_name, from_domain, reply_to, subject, html, text_body,
+           auto_confirm, validity_seconds, contact_date, options)
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)`,
+        [
+          id,
+          input.name,
+          input.from.address,
+          input.from.name ?? null,
+          input.from.address.slice(input.from.address.lastIndexOf('@') + 1).toLowerCase(),
+          input.replyTo ?? null,
+          input.subject,
+          input.html ?? null,
+          input.text ?? null,
+          input.autoConfirm,
+          input.validitySeconds,
+          input.contactDate ?? null,
+          JSON.stringify(input.options ?? {}),
+        ],
+      );
+      const recipientCount = await copyRecipients(client, id, recipients);
+      await client.query('UPDATE deliveries SET recipients_loaded_at = now() WHERE id = $1', [id]);
+      await client.query('COMMIT');
+      return { id, recipientCount };
+    } catch (e) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw e;
+    } finally {
+      client.release();
+    }
+  }
+
+  /** Removes a delivery whose workflow could not be started, so no half-created delivery remains. */
+  async delete(id: string): Promise<void> {
+    await this.pool.query('DELETE FROM deliveries WHERE id = $1', [id]);
+  }
+
+  async get(id: string): Promise<DeliveryRow | null> {
+    const r = await this.pool.query<DeliveryRow>(`${SELECT_DELIVERY} WHERE id = $1`, [id]);
+    return r.rows[0] ?? null;
+  }
+
+  async list(limit: number, before?: Date): Promise<DeliveryRow[]> {
+    const r = await this.pool.query<DeliveryRow>(
+      `${SELECT_DELIVERY} WHERE ($2::timestamptz IS NULL OR created_at < $2) ORDER BY created_at DESC LIMIT $1`,
+      [limit, before ?? null],
+    );
+    return r.rows;
+  }
+
+  async setState(id: string, state: DeliveryState): Promise<void> {
+    const stamp =
+      state === 'sending'
+        ? ', sending_started_at = COALESCE(sending_started_at, now())'
+        : state === 'completed' || state === 'cancelled'
+          ? ', completed_at = COALESCE(completed_at, now())'
+          : state === 'scheduled'
+            ? ', confirmed_at = COALESCE(confirmed_at, now())'
+            : '';
+    await this.pool.query(`UPDATE deliveries SET state = $2${stamp} WHERE id = $1`, [id, state]);
+  }
+}

@@ -1,0 +1,87 @@
+/** The Email Feedback Service status model: statuses, the transitions between them, and the KPIs they add up to. */
+import type { FailureReason, FailureType, Qualification } from './failure';
+
+export const EFS_STATUSES = ['pending', 'excluded', 'taken_into_account', 'sent', 'failed', 'cancelled'] as const;
+export type EfsStatus = (typeof EFS_STATUSES)[number];
+
+/** Statuses after which nothing synchronous changes the row (an asynchronous hard bounce may still turn sent into failed). */
+export const FINAL_STATUSES: readonly EfsStatus[] = ['excluded', 'sent', 'failed', 'cancelled'];
+
+export function isFinal(status: EfsStatus): boolean {
+  return FINAL_STATUSES.includes(status);
+}
+
+/** What one SMTP attempt did to a recipient's status. */
+export interface AttemptTransition {
+  status: EfsStatus;
+  failureType: FailureType | null;
+  failureReason: FailureReason | null;
+  /** True when the recipient should be tried again (soft bounce inside the retry window). */
+  retry: boolean;
+}
+
+/**
+ * Applies an attempt's result: accepted → sent; hard → failed at once; soft → stays taken_into_account
+ * with the reason updated while the retry window is open, failed with the last reason once it is not;
+ * ignored → sent-side neutral: the message is considered delivered to the receiving side.
+ */
+export function transitionAfterAttempt(
+  result: { accepted: true } | { accepted: false; qualification: Qualification },
+  nextRetryFitsWindow: boolean,
+): AttemptTransition {
+  if (result.accepted) return { status: 'sent', failureType: null, failureReason: null, retry: false };
+  const q = result.qualification;
+  if (q.type === 'hard') return { status: 'failed', failureType: 'hard', failureReason: q.reason, retry: false };
+  if (q.type === 'ignored') return { status: 'sent', failureType: 'ignored', failureReason: q.reason, retry: false };
+  if (nextRetryFitsWindow) return { status: 'taken_into_account', failureType: 'soft', failureReason: q.reason, retry: true };
+  return { status: 'failed', failureType: 'soft', failureReason: q.reason, retry: false };
+}
+
+/** EFS KPIs of one delivery. */
+export interface DeliveryKpis {
+  targeted: number;
+  excluded: number;
+  /** Targeted minus excluded minus cancelled: the denominator of Success %. */
+  toDeliver: number;
+  pending: number;
+  takenIntoAccount: number;
+  sent: number;
+  failed: number;
+  cancelled: number;
+  /** Handed over but no attempt finished yet: what the fan-out window limits. */
+  awaitingFirstAttempt: number;
+  /** sent / toDeliver, in percent with two decimals; 0 when there is nothing to deliver. */
+  successPercent: number;
+  failuresByReason: Record<string, number>;
+  failuresByType: Record<string, number>;
+}
+
+export function kpisFromCounts(
+  counts: Partial<Record<EfsStatus, number>>,
+  failuresByReason: Record<string, number> = {},
+  failuresByType: Record<string, number> = {},
+  awaitingFirstAttempt = 0,
+): DeliveryKpis {
+  const n = (s: EfsStatus) => counts[s] ?? 0;
+  const targeted = EFS_STATUSES.reduce((sum, s) => sum + n(s), 0);
+  const toDeliver = targeted - n('excluded') - n('cancelled');
+  return {
+    targeted,
+    excluded: n('excluded'),
+    toDeliver,
+    pending: n('pending'),
+    takenIntoAccount: n('taken_into_account'),
+    sent: n('sent'),
+    failed: n('failed'),
+    cancelled: n('cancelled'),
+    awaitingFirstAttempt,
+    successPercent: toDeliver === 0 ? 0 : Math.round((n('sent') / toDeliver) * 10_000) / 100,
+    failuresByReason,
+    failuresByType,
+  };
+}
+
+/** True when no recipient can change status any more through the sending stage. */
+export function allRecipientsFinal(k: DeliveryKpis): boolean {
+  return k.pending === 0 && k.takenIntoAccount === 0;
+}

@@ -1,0 +1,105 @@
+/** Everything needed to (re)build one recipient's message, read from Postgres, with the delivery's compiled templates cached. */
+import type { Pool } from 'pg';
+import { compileMessage, type CompiledMessage } from '../domain/message-template';
+import type { DeliveryRow } from '../db/delivery-store';
+import { DeliveryStore } from '../db/delivery-store';
+import { buildMessage, stableMessageId } from './message-builder';
+import { encodeVerp } from '../domain/verp';
+import { unsubscribeToken } from './unsubscribe-token';
+
+export interface RecipientMessage {
+  deliveryId: string;
+  recipientId: number;
+  address: string;
+  domain: string;
+  messageId: string;
+  fromDomain: string;
+  verp: string;
+  raw: Buffer;
+}
+
+export interface MessageContextOptions {
+  publicUrl: string;
+  bounceDomain: string;
+  verpSecret: string;
+}
+
+interface CachedDelivery {
+  row: DeliveryRow;
+  compiled: CompiledMessage;
+  loadedAt: number;
+}
+
+// Content is frozen once a delivery is confirmed, which is before any message is built; the TTL only bounds memory
+// and lets proofs of an edited draft see the new content.
+const CACHE_TTL_MS = 30_000;
+const CACHE_MAX = 200;
+
+export class MessageContext {
+  private readonly deliveries = new Map<string, CachedDelivery>();
+  private readonly store: DeliveryStore;
+
+  constructor(
+    private readonly pool: Pool,
+    private readonly opts: MessageContextOptions,
+  ) {
+    this.store = new DeliveryStore(pool);
+  }
+
+  async delivery(deliveryId: string): Promise<CachedDelivery> {
+    const hit = this.deliveries.get(deliveryId);
+    if (hit && Date.now() - hit.loadedAt < CACHE_TTL_MS) return hit;
+    const row = await this.store.get(deliveryId);
+    if (!row) throw new Error(`delivery ${deliveryId} does not exist`);
+    const entry = { row, compiled: compileMessage({ subject: row.subject, html: row.html, text: row.text }), loadedAt: Date.now() };
+    if (this.deliveries.size >= CACHE_MAX) this.deliveries.delete(this.deliveries.keys().next().value!);
+    this.deliveries.set(deliveryId, entry);
+    return entry;
+  }
+
+  /** Rebuilds the exact bytes of a recipient's message (same Message-ID, Date and boundaries on every call). */
+  async build(deliveryId: string, recipientId: number): Promise<RecipientMessage> {
+    const [d, r] = await Promise.all([
+      this.delivery(deliveryId),
+      this.pool.query<{ address: string; domain: string; fields: Record<string, unknown>; handed_over_at: Date | null }>(
+        'SELECT address, domain, fields, handed_over_at FROM delivery_recipients WHERE delivery_id = $1 AND recipient_id = $2',
+        [deliveryId, recipientId],
+      ),
+    ]);
+    const rec = r.rows[0];
+    if (!rec) throw new Error(`recipient ${recipientId} of delivery ${deliveryId} does not exist`);
+    if (!rec.handed_over_at) throw new Error(`recipient ${recipientId} of delivery ${deliveryId} was not handed over`);
+    return this.compose(d, { recipientId, address: rec.address, domain: rec.domain, fields: rec.fields, date: rec.handed_over_at });
+  }
+
+  /** Composes a message for any address (recipients and proofs). */
+  async compose(
+    d: CachedDelivery,
+    r: { recipientId: number; address: string; domain: string; fields: Record<string, unknown>; date: Date; proof?: boolean },
+  ): Promise<RecipientMessage> {
+    const { row } = d;
+    const messageId = stableMessageId(row.id, r.recipientId, row.fromDomain);
+    const token = unsubscribeToken(row.id, r.recipientId, this.opts.verpSecret);
+    const raw = await buildMessage(d.compiled.render({ ...r.fields, email: r.address }), {
+      from: { address: row.fromAddress, name: row.fromName },
+      to: r.address,
+      replyTo: row.replyTo,
+      messageId,
+      date: r.date,
+      listUnsubscribeUrl: `${this.opts.publicUrl}/u/${row.id}/${r.recipientId}/${token}`,
+      listUnsubscribeMailto: null,
+      feedbackId: `${row.id.slice(0, 8)}:${row.fromDomain}:durable-email`,
+      proof: r.proof,
+    });
+    return {
+      deliveryId: row.id,
+      recipientId: r.recipientId,
+      address: r.address,
+      domain: r.domain,
+      messageId,
+      fromDomain: row.fromDomain,
+      verp: encodeVerp({ deliveryId: row.id, recipientId: r.recipientId }, this.opts.verpSecret, this.opts.bounceDomain),
+      raw,
+    };
+  }
+}

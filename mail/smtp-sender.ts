@@ -1,0 +1,107 @@
+/** Sends a signed message over SMTP with nodemailer: pooled connections per host, MX fallback, structured replies. */
+import nodemailer, { type Transporter } from 'nodemailer';
+import type SMTPPool from 'nodemailer/lib/smtp-pool';
+import { parseSmtpReply, type SmtpReply } from '../domain/smtp-reply';
+import { MxResolutionError, type MxResolver, type MxTarget } from './mx-resolver';
+
+export interface SmtpSenderOptions {
+  mode: 'direct' | 'relay';
+  resolver: MxResolver;
+  heloName: string;
+  connectTimeoutMs: number;
+  greetingTimeoutMs: number;
+  socketTimeoutMs: number;
+  maxConnectionsPerHost: number;
+  maxMessagesPerConnection: number;
+  relay?: { host: string; port: number; user?: string; password?: string };
+}
+
+export interface Envelope {
+  from: string;
+  to: string;
+  domain: string;
+}
+
+/** Replies that say nothing about the recipient: the next MX host may do better. */
+function isConnectionLevel(reply: SmtpReply): boolean {
+  return reply.code === 0 || reply.code === 421;
+}
+
+export class SmtpSender {
+  private readonly pools = new Map<string, Transporter<SMTPPool.SentMessageInfo>>();
+
+  constructor(private readonly opts: SmtpSenderOptions) {}
+
+  private transport(target: MxTarget, relay: boolean): Transporter<SMTPPool.SentMessageInfo> {
+    const key = `${target.host}:${target.port}`;
+    let t = this.pools.get(key);
+    if (!t) {
+      t = nodemailer.createTransport({
+        pool: true,
+        host: target.host,
+        port: target.port,
+        secure: relay && target.port === 465,
+        name: this.opts.heloName,
+        connectionTimeout: this.opts.connectTimeoutMs,
+        greetingTimeout: this.opts.greetingTimeoutMs,
+        socketTimeout: this.opts.socketTimeoutMs,
+        maxConnections: this.opts.maxConnectionsPerHost,
+        maxMessages: this.opts.maxMessagesPerConnection,
+        // Opportunistic STARTTLS between MTAs: encrypt when offered, do not refuse self-signed or mismatched
+        // certificates (RFC 3207 4.1; MTA-STS/DANE would be the place to require verification).
+        requireTLS: relay,
+        tls: { rejectUnauthorized: relay },
+        auth: relay && this.opts.relay?.user ? { user: this.opts.relay.user, pass: this.opts.relay.password ?? '' } : undefined,
+      } as SMTPPool.Options);
+      this.pools.set(key, t);
+    }
+    return t;
+  }
+
+  /** Delivers to the best MX (or the relay), falling back to the next host on connection-level failures. */
+  async send(envelope: Envelope, raw: Buffer): Promise<SmtpReply> {
+    let targets: MxTarget[];
+    const relay = this.opts.mode === 'relay';
+    if (relay) {
+      if (!this.opts.relay) throw new Error('relay mode needs SMTP_RELAY_HOST');
+      targets = [{ host: this.opts.relay.host, port: this.opts.relay.port, priority: 0 }];
+    } else {
+      try {
+        targets = await this.opts.resolver.resolve(envelope.domain);
+      } catch (e) {
+        if (e instanceof MxResolutionError) return { code: 0, enhancedCode: e.enhancedCode, text: e.message, mxHost: null, command: 'DNS' };
+        throw e;
+      }
+    }
+    let last: SmtpReply | null = null;
+    for (const target of targets) {
+      last = await this.sendTo(target, relay, envelope, raw);
+      if (!isConnectionLevel(last)) return last;
+    }
+    return last!;
+  }
+
+  private async sendTo(target: MxTarget, relay: boolean, envelope: Envelope, raw: Buffer): Promise<SmtpReply> {
+    try {
+      const info = await this.transport(target, relay).sendMail({ envelope: { from: envelope.from, to: [envelope.to] }, raw });
+      return parseSmtpReply(info.response ?? '250', target.host, 'DATA');
+    } catch (e) {
+      const err = e as Error & { responseCode?: number; response?: string; code?: string; command?: string };
+      if (err.responseCode && err.response) return parseSmtpReply(err.response, target.host, err.command ?? null);
+      // No reply from the server: connection refused, timeout, TLS failure, dropped connection.
+      const timeout = err.code === 'ETIMEDOUT' || /timeout/i.test(err.message);
+      return {
+        code: 0,
+        enhancedCode: timeout ? '4.4.2' : '4.4.1',
+        text: `${err.code ?? 'ERROR'}: ${err.message}`.slice(0, 500),
+        mxHost: target.host,
+        command: err.command ?? 'CONN',
+      };
+    }
+  }
+
+  close(): void {
+    for (const t of this.pools.values()) t.close();
+    this.pools.clear();
+  }
+}

@@ -1,0 +1,142 @@
+/** Starts the whole stack in one process: Temporal dev server, Postgres, sandbox MX, worker and API; stops it cleanly. */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Server } from 'node:http';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection, type Worker } from '@temporalio/worker';
+import type { Pool } from 'pg';
+import type { Settings } from '../config/settings';
+import { loadSecrets } from '../config/secrets';
+import { createPool } from '../db/pool';
+import { migrate } from '../db/migrate';
+import { createActivityDependencies, publicUrl, type ActivityDependencies } from '../activities/dependencies';
+import { createWorker } from '../workers/create-worker';
+import { createApp } from '../api/app';
+import { DeliveryService } from '../api/delivery-service';
+import { SandboxMx } from '../mx-sandbox/sandbox-mx';
+import { locateTemporalCli } from './temporal-cli';
+import { startDevServer, type RunningDevServer } from './temporal-dev-server';
+import { startEmbeddedPostgres, type PostgresHandle } from './postgres';
+
+export interface RunningStack {
+  settings: Settings;
+  pool: Pool;
+  client: Client;
+  service: DeliveryService;
+  deps: ActivityDependencies;
+  mx: SandboxMx | null;
+  apiUrl: string;
+  temporalUiUrl: string | null;
+  stop(): Promise<void>;
+}
+
+export async function startEmbeddedStack(base: Settings, log: (m: string) => void = () => {}): Promise<RunningStack> {
+  const stops: (() => Promise<void>)[] = [];
+  const stopAll = async () => {
+    for (const stop of stops.reverse()) await stop().catch(() => {});
+  };
+  try {
+    fs.mkdirSync(base.DATA_DIR, { recursive: true });
+    let temporal: RunningDevServer | null = null;
+    if (!base.TEMPORAL_EXTERNAL) {
+      const cli = locateTemporalCli({ explicit: base.TEMPORAL_CLI, toolsDir: base.TOOLS_DIR, log });
+      log(`starting Temporal dev server (${cli})`);
+      temporal = await startDevServer({
+        cliPath: cli,
+        address: base.TEMPORAL_ADDRESS,
+        uiPort: base.TEMPORAL_UI_PORT,
+        namespace: base.TEMPORAL_NAMESPACE,
+        dbFile: path.join(base.DATA_DIR, 'temporal.sqlite'),
+        logFile: path.join(base.DATA_DIR, 'temporal.log'),
+      });
+      const t = temporal;
+      stops.push(() => t.stop());
+      // If this process dies without running its shutdown, do not leave the server behind.
+      process.once('exit', () => t.process.kill('SIGKILL'));
+    }
+
+    let pg: PostgresHandle | null = null;
+    let databaseUrl = base.DATABASE_URL;
+    if (!databaseUrl) {
+      log('starting embedded Postgres');
+      pg = await startEmbeddedPostgres({ dataDir: path.join(base.DATA_DIR, 'postgres'), port: base.EMBEDDED_PG_PORT });
+      const p = pg;
+      stops.push(() => p.stop());
+      databaseUrl = pg.connectionString;
+    }
+    const pool = createPool(databaseUrl);
+    stops.push(() => pool.end());
+    await migrate(pool);
+
+    let mx: SandboxMx | null = null;
+    let settings = base;
+    if (!base.MX_OVERRIDES && base.SEND_MODE === 'direct') {
+      mx = new SandboxMx({ port: base.SANDBOX_MX_PORT, keepRaw: false, maxRecords: 100_000 });
+      const { port } = await mx.start();
+      const m = mx;
+      stops.push(() => m.stop());
+      // Without overrides every domain goes to the sandbox: nothing leaves the machine by accident.
+      settings = { ...base, MX_OVERRIDES: { '*': `127.0.0.1:${port}` } };
+      log(`sandbox MX listening on 127.0.0.1:${port}`);
+    }
+
+    const secrets = loadSecrets(settings);
+    const deps = createActivityDependencies(pool, settings, secrets);
+    stops.push(async () => deps.sender.close());
+
+    const nativeConnection = await NativeConnection.connect({ address: settings.TEMPORAL_ADDRESS });
+    stops.push(() => nativeConnection.close());
+    const worker: Worker = await createWorker({
+      connection: nativeConnection,
+      namespace: settings.TEMPORAL_NAMESPACE,
+      taskQueue: settings.TASK_QUEUE,
+      deps,
+      maxConcurrentActivities: settings.WORKER_MAX_CONCURRENT_ACTIVITIES,
+      maxConcurrentWorkflowTasks: settings.WORKER_MAX_CONCURRENT_WORKFLOW_TASKS,
+    });
+    const running = worker.run();
+    stops.push(async () => {
+      worker.shutdown();
+      await running;
+    });
+
+    const connection = await Connection.connect({ address: settings.TEMPORAL_ADDRESS });
+    stops.push(() => connection.close());
+    const client = new Client({ connection, namespace: settings.TEMPORAL_NAMESPACE });
+    const service = new DeliveryService({
+      client,
+      pool,
+      keys: deps.keys,
+      taskQueue: settings.TASK_QUEUE,
+      dkimSelector: settings.DKIM_SELECTOR,
+      kpiRefreshMs: settings.KPI_REFRESH_SECONDS * 1000,
+    });
+    const temporalUiUrl = temporal ? `http://127.0.0.1:${settings.TEMPORAL_UI_PORT}` : null;
+    const app = createApp({ service, keys: deps.keys, pool, verpSecret: secrets.verpSecret, temporalUiUrl: temporalUiUrl ?? undefined });
+    const server: Server = await new Promise((resolve, reject) => {
+      const s = app.listen(settings.API_PORT, '127.0.0.1', () => resolve(s));
+      s.on('error', reject);
+    });
+    stops.push(
+      () =>
+        new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeAllConnections();
+        }),
+    );
+    return {
+      settings,
+      pool,
+      client,
+      service,
+      deps,
+      mx,
+      apiUrl: publicUrl(settings),
+      temporalUiUrl,
+      stop: stopAll,
+    };
+  } catch (e) {
+    await stopAll();
+    throw e;
+  }
+}

@@ -1,0 +1,36 @@
+/** Builds the worker that runs every workflow and activity of the project on one task queue. */
+import path from 'node:path';
+import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { createActivities } from '../activities';
+import type { ActivityDependencies } from '../activities/dependencies';
+
+export interface WorkerConfig {
+  connection: NativeConnection;
+  namespace: string;
+  taskQueue: string;
+  deps: ActivityDependencies;
+  maxConcurrentActivities: number;
+  maxConcurrentWorkflowTasks: number;
+  /** A prebuilt bundle (tests build it once); otherwise the worker bundles workflows/ at start. */
+  workflowBundle?: WorkerOptions['workflowBundle'];
+}
+
+/** The workflow sources the worker bundles (TypeScript: the bundler compiles them). */
+export function workflowsPath(): string {
+  return path.resolve(__dirname, '..', 'workflows', 'index.ts');
+}
+
+export async function createWorker(c: WorkerConfig): Promise<Worker> {
+  return Worker.create({
+    connection: c.connection,
+    namespace: c.namespace,
+    taskQueue: c.taskQueue,
+    activities: createActivities(c.deps),
+    ...(c.workflowBundle ? { workflowBundle: c.workflowBundle } : { workflowsPath: workflowsPath() }),
+    maxConcurrentActivityTaskExecutions: c.maxConcurrentActivities,
+    maxConcurrentLocalActivityExecutions: c.maxConcurrentActivities,
+    maxConcurrentWorkflowTaskExecutions: c.maxConcurrentWorkflowTasks,
+    // Recipient workflows are short and many: a big sticky cache avoids replaying them from history.
+    maxCachedWorkflows: 5_000,
+  });
+}

@@ -1,0 +1,4 @@
+/** The workflows the worker bundles: one file per workflow. */
+export { deliveryWorkflow } from './delivery-workflow';
+export { recipientBatchWorkflow } from './recipient-batch-workflow';
+export { recipientWorkflow } from './recipient-workflow';

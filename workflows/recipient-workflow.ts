@@ -1,0 +1,67 @@
+/** One recipient's message: sign, send, qualify, retry soft bounces on durable timers until the retry window ends. */
+import { proxyActivities, proxyLocalActivities, setHandler, sleep, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import { retryWindowEnd } from '../domain/retry-schedule';
+import { recipientStateQuery, type RecipientStateView, type RecipientWorkflowInput } from './definitions';
+import { EfsStatusAttribute, FailureReasonAttribute } from './search-attributes';
+
+// Signing is CPU work on data the worker already has: a local activity saves three history events per recipient.
+const { signRecipientMessage } = proxyLocalActivities<Activities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 10 },
+});
+
+// One SMTP transaction: connect + greeting + DATA timeouts of the sender stay well under 5 minutes. A failed activity
+// (database down, worker crash) is retried; SMTP rejections are results, not failures.
+const { sendRecipientMessage } = proxyActivities<Activities>({
+  startToCloseTimeout: '5 minutes',
+  retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumInterval: '2 minutes', maximumAttempts: 30 },
+});
+
+export async function recipientWorkflow(input: RecipientWorkflowInput): Promise<RecipientStateView> {
+  const handedOverAtMs = workflowInfo().runStartTime.getTime();
+  const state: RecipientStateView = {
+    deliveryId: input.deliveryId,
+    recipientId: input.recipientId,
+    status: 'taken_into_account',
+    failureType: null,
+    failureReason: null,
+    retryClass: null,
+    attempts: 0,
+    nextRetryAtMs: null,
+    retryWindowEndsAtMs: retryWindowEnd(input.validityEndsAtMs, handedOverAtMs),
+    lastReply: null,
+  };
+  setHandler(recipientStateQuery, () => state);
+
+  const { dkimSignature } = await signRecipientMessage({ deliveryId: input.deliveryId, recipientId: input.recipientId });
+
+  for (;;) {
+    const outcome = await sendRecipientMessage({
+      deliveryId: input.deliveryId,
+      recipientId: input.recipientId,
+      attempt: state.attempts + 1,
+      dkimSignature,
+      retryWindowEndsAt: state.retryWindowEndsAtMs,
+    });
+    const changed = outcome.status !== state.status || outcome.failureReason !== state.failureReason;
+    state.attempts = outcome.attempt;
+    state.status = outcome.status;
+    state.failureType = outcome.failureType;
+    state.failureReason = outcome.failureReason;
+    state.retryClass = outcome.retryClass;
+    state.lastReply = outcome.reply;
+    state.nextRetryAtMs = outcome.nextRetryAt;
+    if (changed) {
+      // Lets the Web UI list, say, every failed + mailbox_full recipient of a delivery. A null value removes the attribute.
+      upsertSearchAttributes([
+        { key: EfsStatusAttribute, value: state.status },
+        { key: FailureReasonAttribute, value: state.failureReason },
+      ]);
+    }
+    if (outcome.retryInMs === null) break;
+    await sleep(outcome.retryInMs);
+    state.nextRetryAtMs = null;
+  }
+  return state;
+}
