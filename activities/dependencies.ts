@@ -11,7 +11,8 @@ import type { Settings } from '../config/settings';
 import type { Secrets } from '../config/secrets';
 import type { Qualification } from '../domain/failure';
 import type { SmtpReply } from '../domain/smtp-reply';
-import { qualifySmtpReply, getDefaultRules } from '../domain/bounce-rules/qualify-smtp-reply';
+import { QualificationRuleStore } from '../db/qualification-rule-store';
+import { QualificationRulesCache } from './qualification-rules-cache';
 
 export interface ActivityDependencies {
   pool: Pool;
@@ -21,6 +22,8 @@ export interface ActivityDependencies {
   messages: MessageContext;
   sender: SmtpSender;
   qualify(reply: SmtpReply, recipientDomain: string): Qualification;
+  /** The rules `qualify` uses, from Postgres; the worker's host calls `rules.start()` (refresh timer) and `rules.stop()`. */
+  rules: QualificationRulesCache;
   settings: Settings;
   secrets: Secrets;
   /** Source of jitter for retry delays (injectable for tests). */
@@ -32,6 +35,7 @@ export function publicUrl(s: Settings): string {
 }
 
 export function createActivityDependencies(pool: Pool, settings: Settings, secrets: Secrets): ActivityDependencies {
+  const rules = new QualificationRulesCache(new QualificationRuleStore(pool));
   const resolver = new MxResolver({ overrides: settings.MX_OVERRIDES, dnsServers: settings.DNS_SERVERS });
   return {
     pool,
@@ -52,7 +56,8 @@ export function createActivityDependencies(pool: Pool, settings: Settings, secre
         ? { host: settings.SMTP_RELAY_HOST, port: settings.SMTP_RELAY_PORT, user: settings.SMTP_RELAY_USER, password: settings.SMTP_RELAY_PASSWORD }
         : undefined,
     }),
-    qualify: (reply, domain) => qualifySmtpReply(reply, getDefaultRules(), domain),
+    qualify: rules.qualify,
+    rules,
     settings,
     secrets,
     random: Math.random,

@@ -2,11 +2,14 @@
 import type { ActivityDependencies } from './dependencies';
 import { createDeliveryActivities } from './delivery-activities';
 import { createSendingActivities } from './sending-activities';
+import { createAnalysisActivities } from './delivery-analysis';
+import { createProofActivities } from './proof-activities';
 
 export function createActivities(deps: ActivityDependencies) {
-  return { ...createDeliveryActivities(deps), ...createSendingActivities(deps) };
+  return { ...createAnalysisActivities(deps), ...createDeliveryActivities(deps), ...createSendingActivities(deps), ...createProofActivities(deps) };
 }
 
 export type Activities = ReturnType<typeof createActivities>;
 export type { SendOutcome, SendInput } from './sending-activities';
-export type { AnalysisSummary } from './delivery-activities';
+export type { AnalysisSummary } from './delivery-analysis';
+export type { HandedOverRecipient } from './delivery-activities';

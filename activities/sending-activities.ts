@@ -1,5 +1,5 @@
 /** Activities of the recipient workflow: DKIM-sign the rebuilt message, send it, and record what happened. */
-import { ApplicationFailure } from '@temporalio/activity';
+import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { ActivityDependencies } from './dependencies';
 import type { SigningKey } from '../db/dkim-key-store';
 import { signMessage, DkimSigningError } from '../mail/dkim-signer';
@@ -17,12 +17,18 @@ export interface SendInput {
   /** DKIM-Signature header block from signRecipientMessage. */
   dkimSignature: string;
   retryWindowEndsAt: number;
+  /**
+   * The workflow's clock when it scheduled this attempt (epoch ms). Retry times are computed on the workflow's
+   * clock, which is the one its timers and the retry window use (and the one a time-skipping test server moves).
+   */
+  workflowNowMs: number;
 }
 
 /** What an attempt did: small, so it can sit in the workflow history. */
 export interface SendOutcome {
   attempt: number;
-  outcome: AttemptOutcome;
+  /** deferred: nothing was sent because the delivery is paused (first attempts only). */
+  outcome: AttemptOutcome | 'deferred';
   status: EfsStatus;
   failureType: FailureType | null;
   failureReason: FailureReason | null;
@@ -37,6 +43,32 @@ export interface SendOutcome {
 }
 
 const KEY_CACHE_MS = 60_000;
+// A pause must take effect within about a second on every worker, without a query per message.
+const STATE_CACHE_MS = 1_000;
+const PAUSED_RECHECK_MS = 5_000;
+/** Well under the send activity's heartbeat timeout (30 s); the SDK throttles what actually reaches the server. */
+const HEARTBEAT_EVERY_MS = 5_000;
+
+/**
+ * Heartbeats while `work` runs (a wait for a pooled SMTP connection, the SMTP transaction, a log write), so that
+ * Temporal retries the attempt soon after its worker dies, and never while it is alive and still sending.
+ * Outside an activity (direct calls in tests) it just awaits.
+ */
+async function heartbeating<T>(work: Promise<T>): Promise<T> {
+  let ctx: Context;
+  try {
+    ctx = Context.current();
+  } catch {
+    return work;
+  }
+  ctx.heartbeat();
+  const timer = setInterval(() => ctx.heartbeat(), HEARTBEAT_EVERY_MS);
+  try {
+    return await work;
+  } finally {
+    clearInterval(timer);
+  }
+}
 
 export function createSendingActivities(deps: ActivityDependencies) {
   const keyCache = new Map<string, { at: number; keys: SigningKey[] }>();
@@ -46,6 +78,17 @@ export function createSendingActivities(deps: ActivityDependencies) {
     const keys = await deps.keys.signingKeys(domain);
     keyCache.set(domain, { at: Date.now(), keys });
     return keys;
+  }
+
+  const stateCache = new Map<string, { at: number; state: string }>();
+  async function deliveryState(deliveryId: string): Promise<string> {
+    const hit = stateCache.get(deliveryId);
+    if (hit && Date.now() - hit.at < STATE_CACHE_MS) return hit.state;
+    const r = await deps.pool.query<{ state: string }>('SELECT state FROM deliveries WHERE id = $1', [deliveryId]);
+    const state = r.rows[0]?.state ?? 'unknown';
+    if (stateCache.size > 1000) stateCache.clear();
+    stateCache.set(deliveryId, { at: Date.now(), state });
+    return state;
   }
 
   return {
@@ -64,8 +107,24 @@ export function createSendingActivities(deps: ActivityDependencies) {
 
     /** One SMTP attempt, recorded before and after, never repeated once the receiver accepted the message. */
     async sendRecipientMessage(input: SendInput): Promise<SendOutcome> {
-      const msg = await deps.messages.build(input.deliveryId, input.recipientId);
-      const known = await deps.log.beginAttempt(input.deliveryId, input.recipientId, input.attempt, msg.messageId);
+      const startedAt = Date.now();
+      // Pause stops new messages, not retries already planned (their timers keep running and they are sent).
+      if (input.attempt === 1 && (await deliveryState(input.deliveryId)) === 'paused') {
+        return {
+          attempt: 0,
+          outcome: 'deferred',
+          status: 'taken_into_account',
+          failureType: null,
+          failureReason: null,
+          retryClass: null,
+          reply: { code: 0, enhancedCode: null, text: 'delivery paused', mxHost: null },
+          nextRetryAt: null,
+          retryInMs: PAUSED_RECHECK_MS,
+          replayed: false,
+        };
+      }
+      const msg = await heartbeating(deps.messages.build(input.deliveryId, input.recipientId));
+      const known = await heartbeating(deps.log.beginAttempt(input.deliveryId, input.recipientId, input.attempt, msg.messageId));
       if (known && known.outcome !== 'in_progress') {
         const row = await deps.log.recipient(input.deliveryId, input.recipientId);
         return {
@@ -77,24 +136,24 @@ export function createSendingActivities(deps: ActivityDependencies) {
           retryClass: known.retryClass,
           reply: known.reply!,
           nextRetryAt: row!.nextRetryAt ? row!.nextRetryAt.getTime() : null,
-          retryInMs: row!.nextRetryAt ? Math.max(0, row!.nextRetryAt.getTime() - Date.now()) : null,
+          retryInMs: row!.nextRetryAt ? Math.max(0, row!.nextRetryAt.getTime() - input.workflowNowMs) : null,
           replayed: true,
         };
       }
-      const reply = await deps.sender.send(
-        { from: msg.verp, to: msg.address, domain: msg.domain },
-        Buffer.concat([Buffer.from(input.dkimSignature, 'utf8'), msg.raw]),
+      const reply = await heartbeating(
+        deps.sender.send({ from: msg.verp, to: msg.address, domain: msg.domain }, Buffer.concat([Buffer.from(input.dkimSignature, 'utf8'), msg.raw])),
       );
       const accepted = reply.code >= 200 && reply.code < 300;
       const qualification = accepted ? null : deps.qualify(reply, msg.domain);
-      const now = Date.now();
+      // Time spent in this activity counts: the attempt ends at workflow time + elapsed real time.
+      const now = input.workflowNowMs + (Date.now() - startedAt);
       const retryAt =
         qualification && qualification.type === 'soft'
           ? nextRetryAt(qualification.retryClass, input.attempt, now, input.retryWindowEndsAt, deps.random(), deps.settings.RETRY_TIME_SCALE)
           : null;
       const t = transitionAfterAttempt(accepted ? { accepted: true } : { accepted: false, qualification: qualification! }, retryAt !== null);
       const outcome: AttemptOutcome = accepted ? 'accepted' : qualification!.type;
-      await deps.log.completeAttempt({
+      await heartbeating(deps.log.completeAttempt({
         deliveryId: input.deliveryId,
         recipientId: input.recipientId,
         attempt: input.attempt,
@@ -106,7 +165,7 @@ export function createSendingActivities(deps: ActivityDependencies) {
         failureType: t.failureType,
         failureReason: t.failureReason,
         nextRetryAt: t.retry && retryAt ? new Date(retryAt) : null,
-      });
+      }));
       return {
         attempt: input.attempt,
         outcome,

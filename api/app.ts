@@ -4,8 +4,12 @@ import { z, ZodError } from 'zod';
 import type { Pool } from 'pg';
 import type { DkimKeyStore } from '../db/dkim-key-store';
 import { verifyUnsubscribeToken } from '../mail/unsubscribe-token';
-import { cancelSchema, confirmSchema, createDeliverySchema, pageQuerySchema, uuidParam } from './delivery-input';
+import { cancelSchema, confirmSchema, createDeliverySchema, pageQuerySchema, proofSchema, rescheduleSchema, updateDeliverySchema, uuidParam } from './delivery-input';
+import { CsvInputError } from '../db/recipient-lists';
+import type { WaveSpec } from '../domain/wave-plan';
 import { ConflictError, NotFoundError, type DeliveryService } from './delivery-service';
+import { QualificationRuleStore } from '../db/qualification-rule-store';
+import { createRulesRouter } from './rules-routes';
 
 export interface ApiDependencies {
   service: DeliveryService;
@@ -30,8 +34,7 @@ export function createApp(deps: ApiDependencies): express.Express {
 
   app.post('/api/deliveries', async (req, res) => {
     const input = createDeliverySchema.parse(req.body);
-    const { recipients, ...delivery } = input;
-    const created = await deps.service.create(delivery, recipients);
+    const created = await deps.service.create(input);
     res.status(201).json({
       id: created.id,
       workflowId: created.workflowId,
@@ -69,6 +72,15 @@ export function createApp(deps: ApiDependencies): express.Express {
       kpisSource: view?.kpis ? 'workflow' : 'delivery_log',
       kpisAt: view?.kpisAtMs ? new Date(view.kpisAtMs).toISOString() : null,
       analysis: row.analysis,
+      paused: view?.paused ?? row.state === 'paused',
+      waves: (view?.waves ?? []).map((w) => ({
+        index: w.index,
+        plannedStart: new Date(w.plannedStartMs).toISOString(),
+        size: w.size,
+        handedOver: w.handedOver,
+        startedAt: w.startedAtMs ? new Date(w.startedAtMs).toISOString() : null,
+        handedOverAt: w.handedOverAtMs ? new Date(w.handedOverAtMs).toISOString() : null,
+      })),
       workflow: view
         ? { workflowId: `delivery-${id}`, batchesStarted: view.batchesStarted, handedOverUpToRecipientId: view.handedOverUpToRecipientId, validityEndsAt: view.validityEndsAtMs ? new Date(view.validityEndsAtMs).toISOString() : null }
         : null,
@@ -103,8 +115,67 @@ export function createApp(deps: ApiDependencies): express.Express {
   app.post('/api/deliveries/:id/cancel', async (req, res) => {
     const id = deliveryId(req);
     const body = cancelSchema.parse(req.body ?? {});
-    await deps.service.cancel(id, body.reason);
-    res.status(202).json({ id, cancelRequested: true });
+    const phase = await deps.service.cancel(id, body.reason);
+    res.status(202).json({ id, cancelRequested: true, phase });
+  });
+
+  app.post('/api/deliveries/:id/pause', async (req, res) => {
+    const id = deliveryId(req);
+    const body = cancelSchema.parse(req.body ?? {});
+    res.json({ id, paused: true, phase: await deps.service.pause(id, body.reason) });
+  });
+
+  app.post('/api/deliveries/:id/resume', async (req, res) => {
+    const id = deliveryId(req);
+    res.json({ id, paused: false, phase: await deps.service.resume(id) });
+  });
+
+  app.put('/api/deliveries/:id/contact-date', async (req, res) => {
+    const id = deliveryId(req);
+    const body = rescheduleSchema.parse(req.body ?? {});
+    const phase = await deps.service.reschedule(id, body.contactDate ? new Date(body.contactDate) : null);
+    res.json({ id, contactDate: body.contactDate, phase });
+  });
+
+  // Content, validity and wave edits before confirmation; the workflow re-runs analysis.
+  app.patch('/api/deliveries/:id', async (req, res) => {
+    const id = deliveryId(req);
+    const body = updateDeliverySchema.parse(req.body ?? {});
+    const { validity, waves, ...rest } = body;
+    const phase = await deps.service.editDraft(id, {
+      ...rest,
+      ...(validity !== undefined ? { validitySeconds: validity } : {}),
+      ...(waves !== undefined ? { waves: waves as WaveSpec } : {}),
+    });
+    res.status(202).json({ id, reanalysing: true, phase });
+  });
+
+  app.post('/api/deliveries/:id/proofs', async (req, res) => {
+    const id = deliveryId(req);
+    const body = proofSchema.parse(req.body ?? {});
+    res.json({ id, proofs: await deps.service.sendProofs(id, body.addresses) });
+  });
+
+  // Stored lists: a CSV body (header row; an email column; other columns become personalisation fields), streamed into COPY.
+  app.post('/api/lists', async (req, res) => {
+    if (!req.is('text/csv')) {
+      res.status(415).json({ error: 'send the list as text/csv with a header row' });
+      return;
+    }
+    const name = z.string().trim().min(1, 'name is required (?name=...)').max(200).parse(req.query.name);
+    const list = await deps.service.lists.createFromCsv(name, req);
+    res.status(201).json(list);
+  });
+
+  app.get('/api/lists', async (_req, res) => {
+    res.json({ lists: await deps.service.lists.list() });
+  });
+
+  app.get('/api/lists/:id', async (req, res) => {
+    const id = z.uuid({ message: 'not a list id' }).parse(req.params.id);
+    const list = await deps.service.lists.get(id);
+    if (!list) throw new NotFoundError(`list ${id} does not exist`);
+    res.json(list);
   });
 
   app.get('/api/dkim/keys', async (req, res) => {
@@ -130,6 +201,8 @@ export function createApp(deps: ApiDependencies): express.Express {
     res.json({ unsubscribed: true, new: (r.rowCount ?? 0) > 0 });
   });
 
+  app.use(createRulesRouter({ store: new QualificationRuleStore(deps.pool) }));
+
   app.use((_req, res) => {
     res.status(404).json({ error: 'no such endpoint' });
   });
@@ -142,7 +215,7 @@ export function createApp(deps: ApiDependencies): express.Express {
       });
       return;
     }
-    if (err instanceof NotFoundError || err instanceof ConflictError) {
+    if (err instanceof NotFoundError || err instanceof ConflictError || err instanceof CsvInputError) {
       res.status(err.status).json({ error: err.message });
       return;
     }

@@ -1,5 +1,6 @@
 /** The API's input schemas (zod): what a caller may send, with messages that say what is wrong. */
 import { z } from 'zod';
+import { isValidTimeZone } from '../domain/local-send-time';
 
 const DURATION_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
 const MAX_VALIDITY_SECONDS = 30 * 86400;
@@ -40,6 +41,44 @@ const mailbox = z.union(
 
 export const MAX_INLINE_RECIPIENTS = 100_000;
 
+const waveCount = z.object({ size: z.number().int().positive().optional(), percent: z.number().positive().max(100).optional() });
+const exactlyOneOf = (w: { size?: number; percent?: number }) => (w.size === undefined) !== (w.percent === undefined);
+
+export const waveSpecSchema = z.discriminatedUnion('mode', [
+  z.object({ mode: z.literal('single') }).strict(),
+  waveCount
+    .extend({ mode: z.literal('size'), periodSeconds: z.number().int().min(0).max(30 * 86400) })
+    .strict()
+    .refine(exactlyOneOf, { message: 'a size wave needs exactly one of size or percent' }),
+  z
+    .object({
+      mode: z.literal('calendar'),
+      waves: z
+        .array(waveCount.extend({ startAt: z.iso.datetime({ offset: true }) }).strict().refine(exactlyOneOf, { message: 'each calendar wave needs exactly one of size or percent' }))
+        .min(1, 'a calendar needs at least one wave')
+        .max(1000),
+    })
+    .strict(),
+  z
+    .object({
+      mode: z.literal('ramp_up'),
+      // The preset for a new sending IP; every value can be overridden.
+      initialSize: z.number().int().positive().default(1_000),
+      growthFactor: z.number().min(1).max(10).default(2),
+      periodSeconds: z.number().int().min(0).default(86_400),
+      maxSize: z.number().int().positive().default(500_000),
+    })
+    .strict(),
+]);
+
+export const localSendTimeSchema = z
+  .object({
+    time: z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'time must be HH:mm (24 h)'),
+    defaultTimeZone: z.string().refine(isValidTimeZone, { message: 'defaultTimeZone must be an IANA time zone such as Europe/Paris' }),
+    timeZoneField: z.string().min(1).max(100).default('timezone'),
+  })
+  .strict();
+
 export const createDeliverySchema = z
   .object({
     name: z.string().trim().min(1, 'name is required').max(200),
@@ -48,13 +87,21 @@ export const createDeliverySchema = z
     subject: z.string().min(1, 'subject is required').max(998, 'subject is longer than a header line may be (998)'),
     html: z.string().max(5_000_000).optional(),
     text: z.string().max(5_000_000).optional(),
-    recipients: z.array(recipientSchema).min(1, 'at least one recipient is required').max(MAX_INLINE_RECIPIENTS, `inline recipients are limited to ${MAX_INLINE_RECIPIENTS}; upload a CSV for more`),
+    recipients: z
+      .array(recipientSchema)
+      .min(1, 'at least one recipient is required')
+      .max(MAX_INLINE_RECIPIENTS, `inline recipients are limited to ${MAX_INLINE_RECIPIENTS}; upload a CSV list (POST /api/lists) for more`)
+      .optional(),
+    listId: z.uuid({ message: 'listId must be the id of a stored list' }).optional(),
+    waves: waveSpecSchema.default({ mode: 'single' }),
+    localSendTime: localSendTimeSchema.optional(),
     validity: validitySchema.default(5 * 86400),
     autoConfirm: z.boolean().default(false),
     contactDate: z.iso.datetime({ offset: true }).transform((s) => new Date(s)).optional(),
   })
   .strict()
-  .refine((d) => d.html !== undefined || d.text !== undefined, { message: 'html or text is required', path: ['html'] });
+  .refine((d) => d.html !== undefined || d.text !== undefined, { message: 'html or text is required', path: ['html'] })
+  .refine((d) => (d.recipients === undefined) !== (d.listId === undefined), { message: 'give exactly one of recipients (inline) or listId', path: ['recipients'] });
 
 export type CreateDeliveryInput = z.infer<typeof createDeliverySchema>;
 
@@ -63,6 +110,23 @@ export const pageQuerySchema = z.object({
   limit: z.coerce.number().int().min(1).max(1000).default(100),
   status: z.enum(['pending', 'excluded', 'taken_into_account', 'sent', 'failed', 'cancelled']).optional(),
 });
+
+/** Changes allowed before confirmation; each re-runs analysis. */
+export const updateDeliverySchema = z
+  .object({
+    name: z.string().trim().min(1).max(200).optional(),
+    subject: z.string().min(1).max(998).optional(),
+    html: z.string().max(5_000_000).nullable().optional(),
+    text: z.string().max(5_000_000).nullable().optional(),
+    validity: validitySchema.optional(),
+    waves: waveSpecSchema.optional(),
+    localSendTime: localSendTimeSchema.nullable().optional(),
+  })
+  .strict()
+  .refine((d) => Object.keys(d).length > 0, { message: 'nothing to change' });
+
+export const rescheduleSchema = z.object({ contactDate: z.iso.datetime({ offset: true }).nullable() }).strict();
+export const proofSchema = z.object({ addresses: z.array(z.email()).min(1).max(20) }).strict();
 
 export const confirmSchema = z.object({ confirmedBy: z.string().max(200).optional() }).strict();
 export const cancelSchema = z.object({ reason: z.string().max(500).optional() }).strict();

@@ -1,12 +1,29 @@
 /** Creating and controlling deliveries: the store and the workflow kept consistent (never a half-created delivery). */
 import type { Client } from '@temporalio/client';
-import { WorkflowUpdateFailedError, WorkflowNotFoundError } from '@temporalio/client';
+import { WorkflowFailedError, WorkflowUpdateFailedError, WorkflowNotFoundError } from '@temporalio/client';
+import type { UpdateDefinition } from '@temporalio/common';
 import type { Pool } from 'pg';
-import { DeliveryStore } from '../db/delivery-store';
+import { DeliveryStore, type Audience } from '../db/delivery-store';
+import { RecipientListStore } from '../db/recipient-lists';
+import type { DeliveryOptions } from '../domain/delivery-options';
+import type { WaveSpec } from '../domain/wave-plan';
 import { DeliveryLog } from '../db/delivery-log';
 import type { DkimKeyStore } from '../db/dkim-key-store';
 import type { RecipientInput } from '../db/recipient-loader';
-import { cancelSignal, confirmUpdate, deliveryStateQuery, deliveryWorkflowId, type DeliveryStateView } from '../workflows/definitions';
+import {
+  cancelUpdate,
+  confirmUpdate,
+  deliveryStateQuery,
+  deliveryWorkflowId,
+  editDraftUpdate,
+  pauseUpdate,
+  rescheduleUpdate,
+  resumeUpdate,
+  type DeliveryStateView,
+} from '../workflows/definitions';
+import type { DraftChanges } from '../activities/delivery-activities';
+import type { ProofResult } from '../activities/proof-activities';
+import { randomUUID } from 'node:crypto';
 import { DeliveryIdAttribute } from '../workflows/search-attributes';
 import type { CreateDeliveryInput } from './delivery-input';
 
@@ -30,13 +47,18 @@ export interface DeliveryServiceOptions {
 export class DeliveryService {
   readonly store: DeliveryStore;
   readonly log: DeliveryLog;
+  readonly lists: RecipientListStore;
 
   constructor(private readonly o: DeliveryServiceOptions) {
     this.store = new DeliveryStore(o.pool);
     this.log = new DeliveryLog(o.pool);
+    this.lists = new RecipientListStore(o.pool);
   }
 
-  async create(input: Omit<CreateDeliveryInput, 'recipients'>, recipients: Iterable<RecipientInput>): Promise<{ id: string; recipientCount: number; workflowId: string }> {
+  async create(input: CreateDeliveryInput): Promise<{ id: string; recipientCount: number; workflowId: string }> {
+    if (input.listId && !(await this.lists.get(input.listId))) throw new NotFoundError(`list ${input.listId} does not exist`);
+    const audience: Audience = input.listId ? { listId: input.listId } : { recipients: input.recipients as RecipientInput[] };
+    const options: DeliveryOptions = { waves: input.waves as WaveSpec, ...(input.localSendTime ? { localSendTime: input.localSendTime } : {}) };
     const fromDomain = input.from.address.slice(input.from.address.lastIndexOf('@') + 1).toLowerCase();
     // First delivery of a From domain: its RSA-2048 key is generated now, so the DNS record can be published before sending.
     await this.o.keys.ensureKey(fromDomain, this.o.dkimSelector, 'rsa-sha256');
@@ -51,8 +73,9 @@ export class DeliveryService {
         validitySeconds: input.validity,
         autoConfirm: input.autoConfirm,
         contactDate: input.contactDate,
+        options: options as unknown as Record<string, unknown>,
       },
-      recipients,
+      audience,
     );
     const workflowId = deliveryWorkflowId(created.id);
     try {
@@ -92,26 +115,47 @@ export class DeliveryService {
     }
   }
 
-  async confirm(id: string, confirmedBy?: string): Promise<string> {
+  /** Runs a workflow update; a refusal by its validator becomes a 409 carrying the workflow's reason. */
+  private async update<Ret, Args extends unknown[]>(id: string, verb: string, def: UpdateDefinition<Ret, Args>, args: Args): Promise<Ret> {
     if (!(await this.store.get(id))) throw new NotFoundError(`delivery ${id} does not exist`);
     try {
-      return await this.handle(id).executeUpdate(confirmUpdate, { args: [{ confirmedBy }] });
+      return (await this.handle(id).executeUpdate(def.name, { args } as unknown as { args: [unknown] })) as Ret;
     } catch (e) {
-      if (e instanceof WorkflowUpdateFailedError) throw new ConflictError(`cannot confirm: ${e.cause?.message ?? e.message}`);
-      if (e instanceof WorkflowNotFoundError) throw new ConflictError('cannot confirm: the delivery has ended');
+      if (e instanceof WorkflowUpdateFailedError) throw new ConflictError(`cannot ${verb}: ${e.cause?.message ?? e.message}`);
+      if (e instanceof WorkflowNotFoundError) throw new ConflictError(`cannot ${verb}: the delivery has ended`);
+      if (e instanceof WorkflowFailedError || (e as Error).name === 'WorkflowExecutionAlreadyCompletedError') throw new ConflictError(`cannot ${verb}: the delivery has ended`);
       throw e;
     }
   }
 
-  async cancel(id: string, reason?: string): Promise<void> {
+  confirm(id: string, confirmedBy?: string) {
+    return this.update(id, 'confirm', confirmUpdate, [{ confirmedBy }]);
+  }
+  cancel(id: string, reason?: string) {
+    return this.update(id, 'cancel', cancelUpdate, [{ reason }]);
+  }
+  pause(id: string, reason?: string) {
+    return this.update(id, 'pause', pauseUpdate, [{ reason }]);
+  }
+  resume(id: string) {
+    return this.update(id, 'resume', resumeUpdate, []);
+  }
+  reschedule(id: string, contactDate: Date | null) {
+    return this.update(id, 'reschedule', rescheduleUpdate, [{ contactDateMs: contactDate ? contactDate.getTime() : null }]);
+  }
+  /** Proofs go through the worker (real rendering, DKIM, SMTP) and are not part of the delivery log. */
+  async sendProofs(id: string, addresses: string[]): Promise<ProofResult[]> {
     const d = await this.store.get(id);
     if (!d) throw new NotFoundError(`delivery ${id} does not exist`);
-    if (d.state === 'completed' || d.state === 'cancelled') throw new ConflictError(`cannot cancel: the delivery is already ${d.state}`);
-    try {
-      await this.handle(id).signal(cancelSignal, { reason });
-    } catch (e) {
-      if (e instanceof WorkflowNotFoundError) throw new ConflictError('cannot cancel: the delivery has ended');
-      throw e;
-    }
+    return this.o.client.workflow.execute('proofWorkflow', {
+      taskQueue: this.o.taskQueue,
+      workflowId: `${deliveryWorkflowId(id)}-proof-${randomUUID()}`,
+      args: [{ deliveryId: id, addresses }],
+      typedSearchAttributes: [{ key: DeliveryIdAttribute, value: id }],
+    }) as Promise<ProofResult[]>;
+  }
+
+  editDraft(id: string, changes: DraftChanges) {
+    return this.update(id, 'change the delivery', editDraftUpdate, [changes]);
   }
 }

@@ -4,6 +4,7 @@ import { settings } from '../config/settings';
 import { loadSecrets } from '../config/secrets';
 import { createPool } from '../db/pool';
 import { migrate } from '../db/migrate';
+import { seedQualificationRules } from '../db/qualification-rule-store';
 import { DkimKeyStore } from '../db/dkim-key-store';
 import { KeyCipher } from '../mail/dkim-keys';
 import { createApp } from './app';
@@ -14,6 +15,7 @@ async function main() {
   if (!s.DATABASE_URL) throw new Error('DATABASE_URL is required to run the API on its own (npm start runs the embedded stack)');
   const pool = createPool(s.DATABASE_URL);
   await migrate(pool);
+  await seedQualificationRules(pool);
   const secrets = loadSecrets(s);
   const keys = new DkimKeyStore(pool, new KeyCipher(secrets.keyEncryptionSecret));
   const connection = await Connection.connect({ address: s.TEMPORAL_ADDRESS });

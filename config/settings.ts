@@ -81,8 +81,12 @@ export const settingsSchema = z.object({
   /** Worker concurrency for the send activity in one process. */
   WORKER_MAX_CONCURRENT_ACTIVITIES: z.coerce.number().int().positive().default(100),
   WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: z.coerce.number().int().positive().default(40),
+  /** A prebuilt workflow bundle (bundleWorkflowCode output) the worker loads instead of bundling workflows/ at start. */
+  WORKFLOW_BUNDLE_PATH: z.string().optional(),
   /** Multiplies every soft-bounce retry delay. 1 in production; the sandbox demo and tests shrink days to seconds. */
   RETRY_TIME_SCALE: z.coerce.number().positive().max(1).default(1),
+  /** Sending rate analysis assumes when it estimates wave ends and the delivery's duration (messages per second). */
+  ESTIMATED_SEND_RATE_PER_SECOND: z.coerce.number().positive().default(50),
   /** How often a sending delivery refreshes its KPIs from the delivery log. */
   KPI_REFRESH_SECONDS: z.coerce.number().positive().default(2),
 

@@ -6,41 +6,47 @@ export interface PopulationAnalysis {
   targeted: number;
   exclusions: Partial<Record<ExclusionReason, number>>;
   topDomains: { domain: string; count: number }[];
+  domainCount: number;
 }
 
 /**
- * Re-runnable: clears earlier exclusions first, then excludes in a fixed order (syntax, then duplicates among the
- * remaining addresses, keeping the first occurrence) so each address has exactly one exclusion reason.
+ * Re-runnable: clears earlier exclusions, then excludes in a fixed order so each address has exactly one reason:
+ * invalid syntax, duplicate (the first occurrence stays), denylisted, quarantined, missing a field the template needs.
  */
-export async function analysePopulation(pool: Pool, deliveryId: string): Promise<PopulationAnalysis> {
+export async function analysePopulation(pool: Pool, deliveryId: string, requiredFields: string[]): Promise<PopulationAnalysis> {
   const client = await pool.connect();
+  const exclude = (reason: ExclusionReason, where: string, params: unknown[] = []) =>
+    client.query(
+      `UPDATE delivery_recipients r SET status = 'excluded', exclusion_reason = '${reason}', final_at = now(), updated_at = now()
+       WHERE r.delivery_id = $1 AND r.status = 'pending' AND ${where}`,
+      [deliveryId, ...params],
+    );
   try {
     await client.query('BEGIN');
+    // Analysis runs before anything is handed over: only pending and excluded rows exist.
     await client.query(
-      `UPDATE delivery_recipients SET status = 'pending', exclusion_reason = NULL, updated_at = now()
+      `UPDATE delivery_recipients SET status = 'pending', exclusion_reason = NULL, final_at = NULL, updated_at = now()
        WHERE delivery_id = $1 AND status = 'excluded'`,
       [deliveryId],
     );
-    await client.query(
-      `UPDATE delivery_recipients SET status = 'excluded', exclusion_reason = 'invalid_address', final_at = now(), updated_at = now()
-       WHERE delivery_id = $1 AND status = 'pending' AND syntax_problem IS NOT NULL`,
-      [deliveryId],
-    );
-    await client.query(
-      `UPDATE delivery_recipients r SET status = 'excluded', exclusion_reason = 'duplicate', final_at = now(), updated_at = now()
-       FROM (
+    await exclude('invalid_address', 'r.syntax_problem IS NOT NULL');
+    await exclude(
+      'duplicate',
+      `r.recipient_id IN (SELECT recipient_id FROM (
          SELECT recipient_id, row_number() OVER (PARTITION BY address_key ORDER BY recipient_id) AS rn
-         FROM delivery_recipients WHERE delivery_id = $1 AND status = 'pending'
-       ) d
-       WHERE r.delivery_id = $1 AND r.recipient_id = d.recipient_id AND d.rn > 1`,
-      [deliveryId],
+         FROM delivery_recipients WHERE delivery_id = $1 AND status = 'pending') d WHERE d.rn > 1)`,
     );
+    await exclude('address_on_denylist', 'EXISTS (SELECT 1 FROM address_denylist d WHERE d.address_key = r.address_key)');
+    await exclude('quarantined_address', 'EXISTS (SELECT 1 FROM address_quarantine q WHERE q.address_key = r.address_key AND q.quarantined)');
+    if (requiredFields.length > 0) {
+      await exclude('missing_field', `EXISTS (SELECT 1 FROM unnest($2::text[]) f WHERE coalesce(r.fields->>f, '') = '')`, [requiredFields]);
+    }
     const counts = await client.query<{ reason: string | null; n: number }>(
       `SELECT exclusion_reason AS reason, count(*)::int AS n FROM delivery_recipients WHERE delivery_id = $1 GROUP BY exclusion_reason`,
       [deliveryId],
     );
-    const top = await client.query<{ domain: string; count: number }>(
-      `SELECT domain, count(*)::int AS count FROM delivery_recipients
+    const domains = await client.query<{ domain: string; count: number; total: number }>(
+      `SELECT domain, count(*)::int AS count, count(*) OVER ()::int AS total FROM delivery_recipients
        WHERE delivery_id = $1 AND status = 'pending' GROUP BY domain ORDER BY count DESC, domain LIMIT 10`,
       [deliveryId],
     );
@@ -51,11 +57,34 @@ export async function analysePopulation(pool: Pool, deliveryId: string): Promise
       targeted += row.n;
       if (row.reason) exclusions[row.reason as ExclusionReason] = row.n;
     }
-    return { targeted, exclusions, topDomains: top.rows };
+    return {
+      targeted,
+      exclusions,
+      topDomains: domains.rows.map(({ domain, count }) => ({ domain, count })),
+      domainCount: domains.rows[0]?.total ?? 0,
+    };
   } catch (e) {
     await client.query('ROLLBACK').catch(() => {});
     throw e;
   } finally {
     client.release();
   }
+}
+
+/** A few deliverable recipients to render as a sample (the first ones in sending order). */
+export async function sampleRecipients(pool: Pool, deliveryId: string, limit: number) {
+  const r = await pool.query<{ recipient_id: number; address: string; fields: Record<string, unknown> }>(
+    `SELECT recipient_id, address, fields FROM delivery_recipients WHERE delivery_id = $1 AND status = 'pending' ORDER BY recipient_id LIMIT $2`,
+    [deliveryId, limit],
+  );
+  return r.rows;
+}
+
+/** Recipients whose time-zone field is missing or not an IANA zone (they get the delivery's default zone). */
+export async function timeZoneValues(pool: Pool, deliveryId: string, field: string): Promise<{ zone: string | null; count: number }[]> {
+  const r = await pool.query<{ zone: string | null; count: number }>(
+    `SELECT fields->>$2 AS zone, count(*)::int AS count FROM delivery_recipients WHERE delivery_id = $1 AND status = 'pending' GROUP BY 1`,
+    [deliveryId, field],
+  );
+  return r.rows;
 }

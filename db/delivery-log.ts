@@ -7,6 +7,8 @@ import type { SmtpReply } from '../domain/smtp-reply';
 export interface ClaimedRecipient {
   recipientId: number;
   domain: string;
+  /** The recipient's time-zone field, when the claim asked for one (local-time sending). */
+  zone?: string | null;
 }
 
 export type AttemptOutcome = 'accepted' | 'soft' | 'hard' | 'ignored';
@@ -54,6 +56,9 @@ export interface RecipientRow {
   updatedAt: Date;
 }
 
+/** Messages that ended in a soft failure, across deliveries, before an address is quarantined. */
+export const SOFT_FAILURES_BEFORE_QUARANTINE = 3;
+
 const RECIPIENT_COLUMNS = `recipient_id AS "recipientId", address, domain, status, exclusion_reason AS "exclusionReason",
   failure_type AS "failureType", failure_reason AS "failureReason", attempts, last_smtp_code AS "lastSmtpCode",
   last_enhanced_code AS "lastEnhancedCode", last_reply AS "lastReply", last_mx_host AS "lastMxHost",
@@ -66,24 +71,34 @@ export class DeliveryLog {
    * Hands the next page of deliverable recipients to the sending stage (pending → taken_into_account, logged).
    * Idempotent: a retry returns the same page, since rows already handed over are still in it.
    */
-  async claimPage(deliveryId: string, afterRecipientId: number, limit: number): Promise<ClaimedRecipient[]> {
+  async claimPage(deliveryId: string, afterRecipientId: number, limit: number, wave: number, zoneField: string | null = null): Promise<ClaimedRecipient[]> {
     const r = await this.pool.query<ClaimedRecipient>(
       `WITH page AS (
-         SELECT recipient_id, domain, status FROM delivery_recipients
+         SELECT recipient_id, domain, status, CASE WHEN $5::text IS NULL THEN NULL ELSE fields->>$5 END AS zone
+         FROM delivery_recipients
          WHERE delivery_id = $1 AND recipient_id > $2 AND status NOT IN ('excluded', 'cancelled')
          ORDER BY recipient_id LIMIT $3
        ), handed AS (
-         UPDATE delivery_recipients r SET status = 'taken_into_account', handed_over_at = now(), updated_at = now()
+         UPDATE delivery_recipients r SET status = 'taken_into_account', handed_over_at = now(), wave = $4, updated_at = now()
          FROM page WHERE r.delivery_id = $1 AND r.recipient_id = page.recipient_id AND r.status = 'pending'
          RETURNING r.recipient_id
        ), logged AS (
          INSERT INTO efs_transitions (delivery_id, recipient_id, from_status, to_status, source)
          SELECT $1, recipient_id, 'pending', 'taken_into_account', 'handover' FROM handed
        )
-       SELECT recipient_id AS "recipientId", domain FROM page ORDER BY recipient_id`,
-      [deliveryId, afterRecipientId, limit],
+       SELECT recipient_id AS "recipientId", domain, zone FROM page ORDER BY recipient_id`,
+      [deliveryId, afterRecipientId, limit, wave, zoneField],
     );
     return r.rows;
+  }
+
+  /** Records when each handed-over recipient's message may be sent (local-time sending). */
+  async setSendTimes(deliveryId: string, recipientIds: number[], sendAt: Date[]): Promise<void> {
+    await this.pool.query(
+      `UPDATE delivery_recipients r SET send_at = t.send_at FROM unnest($2::int[], $3::timestamptz[]) AS t(recipient_id, send_at)
+       WHERE r.delivery_id = $1 AND r.recipient_id = t.recipient_id`,
+      [deliveryId, recipientIds, sendAt],
+    );
   }
 
   /**
@@ -131,7 +146,21 @@ export class DeliveryLog {
            attempts = GREATEST(attempts, $3), last_smtp_code = $5, last_enhanced_code = $6, last_reply = $7, last_mx_host = $8,
            next_retry_at = $14, final_at = CASE WHEN $12 IN ('sent', 'failed') THEN now() ELSE NULL END, updated_at = now()
          WHERE delivery_id = $1 AND recipient_id = $2 AND status IN ('taken_into_account', 'pending')
-         RETURNING recipient_id
+         RETURNING recipient_id, address_key
+       ), quarantine AS (
+         -- A hard "user unknown" quarantines at once; soft failures that end a message count towards the threshold.
+         INSERT INTO address_quarantine AS q (address_key, reason, error_count, quarantined, quarantined_at, last_failure_at)
+         SELECT address_key, $9, 1, hard_unknown, CASE WHEN hard_unknown THEN now() END, now()
+         FROM (SELECT address_key, ($13 = 'hard' AND $9 = 'user_unknown') AS hard_unknown FROM updated) u
+         WHERE $12 = 'failed' AND $13 IN ('hard', 'soft')
+         ON CONFLICT (address_key) DO UPDATE SET
+           error_count = q.error_count + 1, reason = EXCLUDED.reason, last_failure_at = now(),
+           quarantined = q.quarantined OR EXCLUDED.quarantined OR q.error_count + 1 >= ${SOFT_FAILURES_BEFORE_QUARANTINE},
+           quarantined_at = COALESCE(q.quarantined_at, CASE WHEN EXCLUDED.quarantined OR q.error_count + 1 >= ${SOFT_FAILURES_BEFORE_QUARANTINE} THEN now() END)
+       ), cleared AS (
+         -- A later success clears the error count of an address that is not quarantined.
+         UPDATE address_quarantine q SET error_count = 0 FROM updated
+         WHERE $12 = 'sent' AND q.address_key = updated.address_key AND NOT q.quarantined
        )
        INSERT INTO efs_transitions (delivery_id, recipient_id, from_status, to_status, failure_type, failure_reason,
          smtp_code, enhanced_code, reply_text, mx_host, source)

@@ -2,6 +2,10 @@
 import { randomUUID } from 'node:crypto';
 import type { Pool } from 'pg';
 import { copyRecipients, type RecipientInput } from './recipient-loader';
+import { copyListIntoDelivery } from './recipient-lists';
+
+/** Where a delivery's population comes from: inline rows, or a stored list (copied at creation). */
+export type Audience = { recipients: Iterable<RecipientInput> } | { listId: string };
 
 export const DELIVERY_STATES = [
   'created',
@@ -61,15 +65,15 @@ export class DeliveryStore {
   constructor(private readonly pool: Pool) {}
 
   /** Writes the delivery and all its recipients in one transaction: either everything is there or nothing is. */
-  async create(input: NewDelivery, recipients: Iterable<RecipientInput>): Promise<{ id: string; recipientCount: number }> {
+  async create(input: NewDelivery, audience: Audience): Promise<{ id: string; recipientCount: number }> {
     const id = randomUUID();
     const client = await this.pool.connect();
     try {
       await client.query('BEGIN');
       await client.query(
         `INSERT INTO deliveries (id, name, from_address, from_name, from_domain, reply_to, subject, html, text_body,
-           auto_confirm, validity_seconds, contact_date, options)
-         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)`,
+           auto_confirm, validity_seconds, contact_date, options, list_id)
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)`,
         [
           id,
           input.name,
@@ -84,9 +88,11 @@ export class DeliveryStore {
           input.validitySeconds,
           input.contactDate ?? null,
           JSON.stringify(input.options ?? {}),
+          'listId' in audience ? audience.listId : null,
         ],
       );
-      const recipientCount = await copyRecipients(client, id, recipients);
+      const recipientCount =
+        'listId' in audience ? await copyListIntoDelivery(client, audience.listId, id) : await copyRecipients(client, id, audience.recipients);
       await client.query('UPDATE deliveries SET recipients_loaded_at = now() WHERE id = $1', [id]);
       await client.query('COMMIT');
       return { id, recipientCount };
@@ -114,6 +120,42 @@ export class DeliveryStore {
       [limit, before ?? null],
     );
     return r.rows;
+  }
+
+  /** Content and option edits of a draft (the workflow guarantees it is not confirmed yet). */
+  async updateDraft(
+    id: string,
+    c: { name?: string; subject?: string; html?: string | null; text?: string | null; validitySeconds?: number; waves?: unknown; localSendTime?: unknown },
+  ): Promise<void> {
+    const options: Record<string, unknown> = {};
+    if (c.waves !== undefined) options.waves = c.waves;
+    await this.pool.query(
+      `UPDATE deliveries SET
+         name = COALESCE($2, name), subject = COALESCE($3, subject),
+         html = CASE WHEN $4::boolean THEN $5 ELSE html END,
+         text_body = CASE WHEN $6::boolean THEN $7 ELSE text_body END,
+         validity_seconds = COALESCE($8, validity_seconds),
+         options = (options || $9::jsonb) - (CASE WHEN $10::boolean THEN 'localSendTime' ELSE '' END)
+           || (CASE WHEN $11::jsonb IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('localSendTime', $11::jsonb) END)
+       WHERE id = $1`,
+      [
+        id,
+        c.name ?? null,
+        c.subject ?? null,
+        c.html !== undefined,
+        c.html ?? null,
+        c.text !== undefined,
+        c.text ?? null,
+        c.validitySeconds ?? null,
+        JSON.stringify(options),
+        c.localSendTime === null,
+        c.localSendTime ? JSON.stringify(c.localSendTime) : null,
+      ],
+    );
+  }
+
+  async setContactDate(id: string, contactDate: Date | null): Promise<void> {
+    await this.pool.query('UPDATE deliveries SET contact_date = $2 WHERE id = $1', [id, contactDate]);
   }
 
   async setState(id: string, state: DeliveryState): Promise<void> {

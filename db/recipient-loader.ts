@@ -1,32 +1,21 @@
-/** Bulk-loads a delivery's target population into delivery_recipients with COPY, checking each address on the way. */
+/** Bulk-loads a delivery's inline target population into delivery_recipients with COPY, checking each address on the way. */
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import type { PoolClient } from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { checkEmailAddress, duplicateKey } from '../domain/email-address';
+import { checkedCopyLine } from './recipient-lists';
 
 export interface RecipientInput {
   email: string;
   fields?: Record<string, unknown>;
 }
 
-function csvField(v: string | null): string {
-  if (v === null) return '';
-  return `"${v.replace(/"/g, '""')}"`;
-}
-
-/** One COPY line per recipient; ids are 1..n in input order, which is also the sending order. */
+/** COPY lines in chunks; ids are 1..n in input order, which is also the sending order. */
 function* copyLines(deliveryId: string, recipients: Iterable<RecipientInput>, firstId: number): Generator<string> {
   let id = firstId;
   let chunk = '';
   for (const r of recipients) {
-    const check = checkEmailAddress(r.email);
-    const address = check.ok ? check.address : r.email.trim();
-    const domain = check.ok ? check.domain : '';
-    const key = check.ok ? duplicateKey(check.address, check.domain) : address.toLowerCase();
-    chunk +=
-      [deliveryId, String(id++), csvField(address), csvField(domain), csvField(key), csvField(check.ok ? null : check.problem), csvField(JSON.stringify(r.fields ?? {}))].join(',') +
-      '\n';
+    chunk += checkedCopyLine(deliveryId, id++, r.email, r.fields ?? {});
     if (chunk.length > 64 * 1024) {
       yield chunk;
       chunk = '';

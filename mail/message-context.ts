@@ -75,12 +75,14 @@ export class MessageContext {
   /** Composes a message for any address (recipients and proofs). */
   async compose(
     d: CachedDelivery,
-    r: { recipientId: number; address: string; domain: string; fields: Record<string, unknown>; date: Date; proof?: boolean },
+    r: { recipientId: number; address: string; domain: string; fields: Record<string, unknown>; date: Date; proof?: { messageId: string } },
   ): Promise<RecipientMessage> {
     const { row } = d;
-    const messageId = stableMessageId(row.id, r.recipientId, row.fromDomain);
+    const messageId = r.proof?.messageId ?? stableMessageId(row.id, r.recipientId, row.fromDomain);
     const token = unsubscribeToken(row.id, r.recipientId, this.opts.verpSecret);
-    const raw = await buildMessage(d.compiled.render({ ...r.fields, email: r.address }), {
+    const content = d.compiled.render({ ...r.fields, email: r.address });
+    if (r.proof) content.subject = `[Proof] ${content.subject}`;
+    const raw = await buildMessage(content, {
       from: { address: row.fromAddress, name: row.fromName },
       to: r.address,
       replyTo: row.replyTo,
@@ -89,7 +91,7 @@ export class MessageContext {
       listUnsubscribeUrl: `${this.opts.publicUrl}/u/${row.id}/${r.recipientId}/${token}`,
       listUnsubscribeMailto: null,
       feedbackId: `${row.id.slice(0, 8)}:${row.fromDomain}:durable-email`,
-      proof: r.proof,
+      proof: r.proof !== undefined,
     });
     return {
       deliveryId: row.id,

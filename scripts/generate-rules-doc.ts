@@ -53,6 +53,17 @@ function render(version: number | null, rules: CompiledRule[]): string {
   out.push('');
   out.push(`Seed version **${version ?? 'n/a'}**, **${rules.length} rules** (${providerList}).`);
   out.push('');
+  out.push(
+    'The rules live in Postgres (table `smtp_qualification_rules`, `db/qualification-rule-store.ts`). Every process applies this seed after its migrations ' +
+      'when the seed\'s `version` is newer than the one recorded in `rule_set_versions`: new rules are inserted, rules still as a seed wrote them ' +
+      '(origin `seed`) are updated (keeping their enabled flag) or deleted when gone from the seed, and rules edited or deleted through the API ' +
+      '(origin `api`) are never overwritten. Through the API: `GET /api/qualification-rules[?provider=]`, `GET`, `PUT` (the rule without its id; ' +
+      'validated, regexes compiled, and it must match its own sample, else 400 with the issues), `PATCH` `{"enabled": bool}` and `DELETE` ' +
+      '`/api/qualification-rules/:id`, and `POST /api/qualification-rules/test` `{"reply": "550 5.1.1 ...", "domain"?}` to see which rule a reply gets. ' +
+      'Workers reload the table within about 10 seconds of a change (they poll a change counter); until their first load they use this bundled table. ' +
+      'This page shows the seed file, not edits made through the API.',
+  );
+  out.push('');
   out.push('## How a reply is evaluated');
   out.push('');
   out.push('1. The reply is kept structured (`SmtpReply`: basic code, enhanced code, text without codes; multi-line replies joined by a space). A connection, DNS or TLS failure has code `0` and the error text.');
@@ -74,7 +85,7 @@ function render(version: number | null, rules: CompiledRule[]): string {
   out.push('');
   out.push('## Editing the rules');
   out.push('');
-  out.push('- The seed is `rules/smtp-qualification-rules.json` (`{ "version", "rules" }`). Bump `version` on every change: the version is what an audit of a qualification refers to. The API will store edited tables in the same shape; `loadQualificationRules` validates any table (zod schema in `domain/bounce-rules/qualification-rule.ts`) and throws an error naming the faulty rule.');
+  out.push('- The seed is `rules/smtp-qualification-rules.json` (`{ "version", "rules" }`). Bump `version` on every change: the version is what an audit of a qualification refers to. Rules written through the API have the same shape; `loadQualificationRules` validates any table (zod schema in `domain/bounce-rules/qualification-rule.ts`) and throws an error naming the faulty rule.');
   out.push('- Never rename a published `id`: delivery logs store it as `ruleId`.');
   out.push('- Every rule carries the real reply it targets in `sample` (and `sampleDomain` when it has a domain condition) and a `note` explaining the choice. `test/qualification-rules.test.ts` replays every sample and requires that its own rule wins, so a new rule that shadows an existing one fails the tests.');
   out.push('- Patterns are JavaScript regexes compiled with the `i` flag only. Keep them linear (no nested quantifiers): they run for every failed recipient.');

@@ -1,5 +1,6 @@
 /** The sample delivery `npm start` sends: about 50 recipients that exercise every behaviour of the sandbox MX. */
-import type { CreateDeliveryInput } from '../api/delivery-input';
+import type { z } from 'zod';
+import type { createDeliverySchema, CreateDeliveryInput } from '../api/delivery-input';
 
 const FIRST_NAMES = ['Ada', 'Grace', 'Alan', 'Edsger', 'Barbara', 'Donald', 'Frances', 'Ken', 'Radia', 'Leslie'];
 
@@ -15,8 +16,9 @@ const MIX: [prefix: string, count: number][] = [
   ['spam', 1], // 554 5.7.1 after DATA → failed (refused)
 ];
 
-export function sampleDelivery(): Omit<CreateDeliveryInput, 'validity'> & { validity: string } {
-  const recipients: CreateDeliveryInput['recipients'] = [];
+/** The JSON a client would POST to /api/deliveries. */
+export function sampleDelivery(): z.input<typeof createDeliverySchema> {
+  const recipients: NonNullable<CreateDeliveryInput['recipients']> = [];
   let n = 0;
   for (const [prefix, count] of MIX) {
     for (let i = 0; i < count; i++) {

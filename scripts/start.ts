@@ -28,8 +28,7 @@ async function main() {
   console.log(`· stack ready in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 
   const input = createDeliverySchema.parse(sampleDelivery());
-  const { recipients, ...delivery } = input;
-  const created = await stack.service.create(delivery, recipients);
+  const created = await stack.service.create(input);
   console.log(`· sample delivery ${created.id}: ${created.recipientCount} recipients, workflow ${created.workflowId}`);
 
   const bar = new SingleBar(

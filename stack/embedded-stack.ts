@@ -9,6 +9,7 @@ import type { Settings } from '../config/settings';
 import { loadSecrets } from '../config/secrets';
 import { createPool } from '../db/pool';
 import { migrate } from '../db/migrate';
+import { seedQualificationRules } from '../db/qualification-rule-store';
 import { createActivityDependencies, publicUrl, type ActivityDependencies } from '../activities/dependencies';
 import { createWorker } from '../workers/create-worker';
 import { createApp } from '../api/app';
@@ -67,6 +68,7 @@ export async function startEmbeddedStack(base: Settings, log: (m: string) => voi
     const pool = createPool(databaseUrl);
     stops.push(() => pool.end());
     await migrate(pool);
+    await seedQualificationRules(pool);
 
     let mx: SandboxMx | null = null;
     let settings = base;
@@ -83,6 +85,8 @@ export async function startEmbeddedStack(base: Settings, log: (m: string) => voi
     const secrets = loadSecrets(settings);
     const deps = createActivityDependencies(pool, settings, secrets);
     stops.push(async () => deps.sender.close());
+    await deps.rules.start();
+    stops.push(async () => deps.rules.stop());
 
     const nativeConnection = await NativeConnection.connect({ address: settings.TEMPORAL_ADDRESS });
     stops.push(() => nativeConnection.close());

@@ -1,9 +1,10 @@
 /** Every signal, query and update of the project's workflows, defined once for workflows and clients alike. */
-import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import { defineQuery, defineUpdate } from '@temporalio/workflow';
 import type { DeliveryKpis, EfsStatus } from '../domain/efs-status';
 import type { FailureReason, FailureType, RetryClass } from '../domain/failure';
 import type { SmtpReply } from '../domain/smtp-reply';
-import type { AnalysisSummary } from '../activities';
+import type { AnalysisSummary, HandedOverRecipient } from '../activities';
+import type { DraftChanges } from '../activities/delivery-activities';
 
 export const TASK_QUEUE_DEFAULT = 'email-delivery';
 
@@ -34,12 +35,24 @@ export interface DeliveryWorkflowInput {
 
 export interface DeliveryResumeState {
   phase: DeliveryPhase;
+  paused: boolean;
   afterRecipientId: number;
   validityEndsAtMs: number;
   analysis: AnalysisSummary | null;
   kpis: DeliveryKpis | null;
   batchesStarted: number;
   confirmedBy: string | null;
+  waves: WaveProgress[];
+}
+
+/** One wave as planned when sending started, and how far it got. */
+export interface WaveProgress {
+  index: number;
+  plannedStartMs: number;
+  size: number;
+  handedOver: number;
+  startedAtMs: number | null;
+  handedOverAtMs: number | null;
 }
 
 export interface DeliveryStateView {
@@ -54,6 +67,9 @@ export interface DeliveryStateView {
   handedOverUpToRecipientId: number;
   batchesStarted: number;
   confirmedBy: string | null;
+  paused: boolean;
+  cancelReason: string | null;
+  waves: WaveProgress[];
 }
 
 export const deliveryStateQuery = defineQuery<DeliveryStateView>('deliveryState');
@@ -63,13 +79,23 @@ export interface ConfirmRequest {
   confirmedBy?: string;
 }
 export const confirmUpdate = defineUpdate<DeliveryPhase, [ConfirmRequest]>('confirm');
-export const cancelSignal = defineSignal<[{ reason?: string }]>('cancel');
+/** No new message starts while paused; retries already waiting keep their timers. */
+export const pauseUpdate = defineUpdate<DeliveryPhase, [{ reason?: string }]>('pause');
+export const resumeUpdate = defineUpdate<DeliveryPhase, []>('resume');
+/** Recipients not yet handed over end as cancelled; in-flight ones finish. */
+export const cancelUpdate = defineUpdate<DeliveryPhase, [{ reason?: string }]>('cancel');
+/** Changes the contact date (null: as soon as confirmed) until sending starts. */
+export const rescheduleUpdate = defineUpdate<DeliveryPhase, [{ contactDateMs: number | null }]>('reschedule');
+/** Changes content or options before confirmation; analysis runs again. */
+export const editDraftUpdate = defineUpdate<DeliveryPhase, [DraftChanges]>('editDraft');
 
 export interface RecipientWorkflowInput {
   deliveryId: string;
   recipientId: number;
   domain: string;
   validityEndsAtMs: number;
+  /** Local-time sending: the message waits until then (epoch ms). */
+  sendAtMs?: number | null;
 }
 
 export interface RecipientStateView {
@@ -80,6 +106,8 @@ export interface RecipientStateView {
   failureReason: FailureReason | null;
   retryClass: RetryClass | null;
   attempts: number;
+  /** Local-time sending: when the first attempt is due. */
+  sendAtMs: number | null;
   nextRetryAtMs: number | null;
   retryWindowEndsAtMs: number;
   lastReply: SmtpReply | null;
@@ -90,7 +118,7 @@ export const recipientStateQuery = defineQuery<RecipientStateView>('recipientSta
 export interface RecipientBatchInput {
   deliveryId: string;
   validityEndsAtMs: number;
-  recipients: { recipientId: number; domain: string }[];
+  recipients: HandedOverRecipient[];
 }
 
 export function deliveryWorkflowId(deliveryId: string): string {

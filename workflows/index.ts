@@ -2,3 +2,4 @@
 export { deliveryWorkflow } from './delivery-workflow';
 export { recipientBatchWorkflow } from './recipient-batch-workflow';
 export { recipientWorkflow } from './recipient-workflow';
+export { proofWorkflow } from './proof-workflow';

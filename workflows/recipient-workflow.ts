@@ -12,9 +12,12 @@ const { signRecipientMessage } = proxyLocalActivities<Activities>({
 });
 
 // One SMTP transaction: connect + greeting + DATA timeouts of the sender stay well under 5 minutes. A failed activity
-// (database down, worker crash) is retried; SMTP rejections are results, not failures.
+// (database down, worker crash) is retried; SMTP rejections are results, not failures. The activity heartbeats while
+// it runs, so a worker that died mid-send is noticed after 30 s instead of 5 minutes; its retry finds the attempt row
+// and never resends an accepted message (docs/idempotency.md).
 const { sendRecipientMessage } = proxyActivities<Activities>({
   startToCloseTimeout: '5 minutes',
+  heartbeatTimeout: '30 seconds',
   retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumInterval: '2 minutes', maximumAttempts: 30 },
 });
 
@@ -28,11 +31,18 @@ export async function recipientWorkflow(input: RecipientWorkflowInput): Promise<
     failureReason: null,
     retryClass: null,
     attempts: 0,
+    sendAtMs: input.sendAtMs ?? null,
     nextRetryAtMs: null,
     retryWindowEndsAtMs: retryWindowEnd(input.validityEndsAtMs, handedOverAtMs),
     lastReply: null,
   };
   setHandler(recipientStateQuery, () => state);
+
+  // Local-time sending: a durable timer holds the message until the recipient's wall clock reads the chosen time.
+  if (input.sendAtMs) {
+    const wait = input.sendAtMs - Date.now();
+    if (wait > 0) await sleep(wait);
+  }
 
   const { dkimSignature } = await signRecipientMessage({ deliveryId: input.deliveryId, recipientId: input.recipientId });
 
@@ -43,7 +53,13 @@ export async function recipientWorkflow(input: RecipientWorkflowInput): Promise<
       attempt: state.attempts + 1,
       dkimSignature,
       retryWindowEndsAt: state.retryWindowEndsAtMs,
+      workflowNowMs: Date.now(), // the workflow clock: deterministic on replay
     });
+    if (outcome.outcome === 'deferred') {
+      // The delivery is paused: no first attempt starts; check again later without counting an attempt.
+      await sleep(outcome.retryInMs ?? 5_000);
+      continue;
+    }
     const changed = outcome.status !== state.status || outcome.failureReason !== state.failureReason;
     state.attempts = outcome.attempt;
     state.status = outcome.status;

@@ -11,6 +11,7 @@ import { startDevServer } from '../../stack/temporal-dev-server';
 import { startEmbeddedPostgres } from '../../stack/postgres';
 import { createPool } from '../../db/pool';
 import { migrate } from '../../db/migrate';
+import { seedQualificationRules } from '../../db/qualification-rule-store';
 import { workflowsPath } from '../../workers/create-worker';
 
 declare module 'vitest' {
@@ -52,6 +53,7 @@ export default async function setup(project: TestProject) {
     pg = await startEmbeddedPostgres({ dataDir: path.join(tmp, 'pg'), port: pgPort, persistent: false });
     const pool = createPool(pg.connectionString, 2);
     await migrate(pool);
+    await seedQualificationRules(pool);
     await pool.end();
     const bundle = await bundleWorkflowCode({ workflowsPath: workflowsPath(), logger: new DefaultLogger('WARN') });
     fs.writeFileSync(bundlePath, bundle.code);

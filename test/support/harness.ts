@@ -61,6 +61,7 @@ export async function startHarness(opts: { env?: Record<string, string>; mx?: Sa
   });
   const pool = createPool(settings.DATABASE_URL!, 10);
   const deps = createActivityDependencies(pool, settings, TEST_SECRETS);
+  await deps.rules.start();
   const connection = await Connection.connect({ address: settings.TEMPORAL_ADDRESS });
   const client = new Client({ connection });
   const service = new DeliveryService({ client, pool, keys: deps.keys, taskQueue, dkimSelector: settings.DKIM_SELECTOR, kpiRefreshMs: settings.KPI_REFRESH_SECONDS * 1000 });
@@ -103,8 +104,7 @@ export async function startHarness(opts: { env?: Record<string, string>; mx?: Sa
     },
     async createDelivery(input) {
       const parsed: CreateDeliveryInput = createDeliverySchema.parse(input);
-      const { recipients, ...delivery } = parsed;
-      return (await service.create(delivery, recipients)).id;
+      return (await service.create(parsed)).id;
     },
     async waitForPhase(deliveryId, phases, timeoutMs = 120_000) {
       const handle = client.workflow.getHandle(deliveryWorkflowId(deliveryId));
@@ -120,6 +120,7 @@ export async function startHarness(opts: { env?: Record<string, string>; mx?: Sa
     async stop() {
       await h.stopWorker();
       await nativeConnection?.close();
+      deps.rules.stop();
       deps.sender.close();
       await new Promise<void>((r) => {
         server.close(() => r());
