@@ -4,9 +4,10 @@ import { createDeliveryActivities } from './delivery-activities';
 import { createSendingActivities } from './sending-activities';
 import { createAnalysisActivities } from './delivery-analysis';
 import { createProofActivities } from './proof-activities';
+import { createRecurringActivities } from './recurring-activities';
 
 export function createActivities(deps: ActivityDependencies) {
-  return { ...createAnalysisActivities(deps), ...createDeliveryActivities(deps), ...createSendingActivities(deps), ...createProofActivities(deps) };
+  return { ...createAnalysisActivities(deps), ...createDeliveryActivities(deps), ...createSendingActivities(deps), ...createProofActivities(deps), ...createRecurringActivities(deps) };
 }
 
 export type Activities = ReturnType<typeof createActivities>;

@@ -10,6 +10,8 @@ import type { WaveSpec } from '../domain/wave-plan';
 import { ConflictError, NotFoundError, type DeliveryService } from './delivery-service';
 import { QualificationRuleStore } from '../db/qualification-rule-store';
 import { createRulesRouter } from './rules-routes';
+import type { Client } from '@temporalio/client';
+import { createScheduleRouter } from './schedule-routes';
 
 export interface ApiDependencies {
   service: DeliveryService;
@@ -17,6 +19,8 @@ export interface ApiDependencies {
   pool: Pool;
   verpSecret: string;
   temporalUiUrl?: string;
+  /** Recurring deliveries (Temporal Schedules): mounted only when given. */
+  schedules?: { client: Client; taskQueue: string };
 }
 
 function deliveryId(req: Request): string {
@@ -162,7 +166,7 @@ export function createApp(deps: ApiDependencies): express.Express {
       res.status(415).json({ error: 'send the list as text/csv with a header row' });
       return;
     }
-    const name = z.string().trim().min(1, 'name is required (?name=...)').max(200).parse(req.query.name);
+    const name = z.string({ error: 'name is required (?name=...)' }).trim().min(1, 'name is required (?name=...)').max(200).parse(req.query.name);
     const list = await deps.service.lists.createFromCsv(name, req);
     res.status(201).json(list);
   });
@@ -202,6 +206,7 @@ export function createApp(deps: ApiDependencies): express.Express {
   });
 
   app.use(createRulesRouter({ store: new QualificationRuleStore(deps.pool) }));
+  if (deps.schedules) app.use(createScheduleRouter({ ...deps.schedules, pool: deps.pool }));
 
   app.use((_req, res) => {
     res.status(404).json({ error: 'no such endpoint' });

@@ -122,8 +122,10 @@ export class DeliveryService {
       return (await this.handle(id).executeUpdate(def.name, { args } as unknown as { args: [unknown] })) as Ret;
     } catch (e) {
       if (e instanceof WorkflowUpdateFailedError) throw new ConflictError(`cannot ${verb}: ${e.cause?.message ?? e.message}`);
-      if (e instanceof WorkflowNotFoundError) throw new ConflictError(`cannot ${verb}: the delivery has ended`);
-      if (e instanceof WorkflowFailedError || (e as Error).name === 'WorkflowExecutionAlreadyCompletedError') throw new ConflictError(`cannot ${verb}: the delivery has ended`);
+      if (e instanceof WorkflowNotFoundError || e instanceof WorkflowFailedError || (e as Error).name === 'WorkflowExecutionAlreadyCompletedError') {
+        const state = (await this.store.get(id))?.state;
+        throw new ConflictError(`cannot ${verb}: the delivery has ended (${state ?? 'unknown'})`);
+      }
       throw e;
     }
   }

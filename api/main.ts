@@ -21,7 +21,7 @@ async function main() {
   const connection = await Connection.connect({ address: s.TEMPORAL_ADDRESS });
   const client = new Client({ connection, namespace: s.TEMPORAL_NAMESPACE });
   const service = new DeliveryService({ client, pool, keys, taskQueue: s.TASK_QUEUE, dkimSelector: s.DKIM_SELECTOR, kpiRefreshMs: s.KPI_REFRESH_SECONDS * 1000 });
-  const app = createApp({ service, keys, pool, verpSecret: secrets.verpSecret });
+  const app = createApp({ service, keys, pool, verpSecret: secrets.verpSecret, schedules: { client, taskQueue: s.TASK_QUEUE } });
   const server = app.listen(s.API_PORT, '0.0.0.0', () => console.log(JSON.stringify({ msg: 'api listening', port: s.API_PORT })));
   const stop = () => server.close(() => void Promise.all([pool.end(), connection.close()]).then(() => process.exit(0)));
   process.on('SIGINT', stop);

@@ -47,6 +47,7 @@ const { setDeliveryState, claimRecipientPage, readDeliveryKpis, cancelPendingRec
 const DEFAULT_PAGE_SIZE = 500;
 const DEFAULT_MAX_IN_FLIGHT = 2_000;
 const DEFAULT_KPI_REFRESH_MS = 2_000;
+const MAX_IDLE_REFRESH_MS = 60_000;
 // Well under the ~50K-event limit: a new run starts long before the history gets slow to replay.
 const HISTORY_EVENTS_BEFORE_CONTINUE = 10_000;
 
@@ -188,6 +189,30 @@ export async function deliveryWorkflow(input: DeliveryWorkflowInput): Promise<De
     return view.kpis;
   }
 
+  /**
+   * Waits until `untilMs` or until `wake()` holds, refreshing the KPIs while recipients are in flight, backing off
+   * from `refreshMs` to a minute while nothing changes (soft bounces can wait hours). Returns false when the history
+   * asks for a continue-as-new first.
+   */
+  async function waitKeepingKpisCurrent(untilMs: number, wake: () => boolean): Promise<boolean> {
+    let interval = refreshMs;
+    if (untilMs > Date.now() && !wake()) await refreshKpis(); // pages just handed over are in flight now
+    for (;;) {
+      const remaining = untilMs - Date.now();
+      if (remaining <= 0 || wake()) return true;
+      const before = view.kpis;
+      const inFlight = before === null || before.takenIntoAccount > 0;
+      await condition(wake, inFlight ? Math.min(interval, remaining) : remaining);
+      if (wake()) return true;
+      if (inFlight) {
+        const after = await refreshKpis();
+        const changed = !before || after.sent !== before.sent || after.failed !== before.failed || after.takenIntoAccount !== before.takenIntoAccount;
+        interval = changed ? refreshMs : Math.min(interval * 2, MAX_IDLE_REFRESH_MS);
+      }
+      if (workflowInfo().historyLength > HISTORY_EVENTS_BEFORE_CONTINUE) return false;
+    }
+  }
+
   async function finishCancelled(): Promise<DeliveryStateView> {
     await cancelPendingRecipients(input.deliveryId);
     // In-flight recipients finish their current message (and retries); the delivery ends when they are final.
@@ -259,8 +284,7 @@ export async function deliveryWorkflow(input: DeliveryWorkflowInput): Promise<De
   for (const wave of view.waves) {
     if (exhausted) break;
     if (wave.handedOver >= wave.size) continue;
-    const untilStart = wave.plannedStartMs - Date.now();
-    if (untilStart > 0) await condition(() => cancelRequested, untilStart);
+    if (!(await waitKeepingKpisCurrent(wave.plannedStartMs, () => cancelRequested))) return continueAs(input, view);
     wave.startedAtMs ??= Date.now();
     while (wave.handedOver < wave.size) {
       if (view.paused) await condition(() => !view.paused || cancelRequested);
@@ -303,8 +327,10 @@ export async function deliveryWorkflow(input: DeliveryWorkflowInput): Promise<De
     const k = await refreshKpis();
     if (allRecipientsFinal(k)) break;
     if (cancelRequested) return finishCancelled();
-    await condition(() => cancelRequested, refreshMs);
-    if (workflowInfo().historyLength > HISTORY_EVENTS_BEFORE_CONTINUE) return continueAs(input, view);
+    // Wakes on cancel; otherwise returns after refreshing, at most a minute apart while nothing moves.
+    if (!(await waitKeepingKpisCurrent(Date.now() + MAX_IDLE_REFRESH_MS, () => cancelRequested || allRecipientsFinal(view.kpis!)))) {
+      return continueAs(input, view);
+    }
   }
   await enter('completed');
   return view;

@@ -3,3 +3,4 @@ export { deliveryWorkflow } from './delivery-workflow';
 export { recipientBatchWorkflow } from './recipient-batch-workflow';
 export { recipientWorkflow } from './recipient-workflow';
 export { proofWorkflow } from './proof-workflow';
+export { recurringDeliveryWorkflow } from './recurring-delivery-workflow';

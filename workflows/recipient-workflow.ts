@@ -75,8 +75,9 @@ export async function recipientWorkflow(input: RecipientWorkflowInput): Promise<
         { key: FailureReasonAttribute, value: state.failureReason },
       ]);
     }
-    if (outcome.retryInMs === null) break;
-    await sleep(outcome.retryInMs);
+    if (outcome.nextRetryAt === null) break;
+    // Measured on the workflow clock when the outcome arrives, so time lost to activity retries is not added again.
+    await sleep(Math.max(0, outcome.nextRetryAt - Date.now()));
     state.nextRetryAtMs = null;
   }
   return state;
