@@ -27,6 +27,16 @@ export interface AnalysisSummary {
   validitySeconds: number;
 }
 
+/** Size of the encoded text/html part of a built message (its bytes between the part headers and the next boundary). */
+function htmlPartSize(raw: Buffer): number {
+  const text = raw.toString('latin1');
+  const start = text.search(/Content-Type: text\/html/i);
+  if (start < 0) return 0;
+  const bodyStart = text.indexOf('\r\n\r\n', start);
+  const end = text.indexOf('\r\n--', bodyStart);
+  return (end < 0 ? text.length : end) - bodyStart;
+}
+
 export function createAnalysisActivities(deps: ActivityDependencies) {
   return {
     /** Runs exclusions and checks, stores the full report on the delivery, returns its summary. */
@@ -80,8 +90,8 @@ export function createAnalysisActivities(deps: ActivityDependencies) {
               listUnsubscribeMailto: null,
               feedbackId: 'analysis',
             });
-            // The HTML part is what webmails clip; the whole message is a fair upper bound.
-            largest = Math.max(largest, raw.length);
+            // Gmail clips on the size of the HTML it receives (encoded); text-only messages are not clipped.
+            if (content.html !== null) largest = Math.max(largest, htmlPartSize(raw));
           } catch (e) {
             add('error', 'TEMPLATE_RENDER_FAILED', `The message does not render for recipient ${r.recipient_id}: ${(e as Error).message}`);
             break;

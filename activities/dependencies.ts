@@ -13,6 +13,7 @@ import type { Qualification } from '../domain/failure';
 import type { SmtpReply } from '../domain/smtp-reply';
 import { QualificationRuleStore } from '../db/qualification-rule-store';
 import { QualificationRulesCache } from './qualification-rules-cache';
+import { SiteBackoffStore } from '../db/site-backoff-store';
 
 export interface ActivityDependencies {
   pool: Pool;
@@ -24,6 +25,8 @@ export interface ActivityDependencies {
   qualify(reply: SmtpReply, recipientDomain: string): Qualification;
   /** The rules `qualify` uses, from Postgres; the worker's host calls `rules.start()` (refresh timer) and `rules.stop()`. */
   rules: QualificationRulesCache;
+  /** Receiving sites backed off after throttling, shared by every worker through Postgres. */
+  siteBackoff: SiteBackoffStore;
   settings: Settings;
   secrets: Secrets;
   /** Source of jitter for retry delays (injectable for tests). */
@@ -53,11 +56,18 @@ export function createActivityDependencies(pool: Pool, settings: Settings, secre
       maxConnectionsPerHost: settings.SMTP_POOL_MAX_CONNECTIONS,
       maxMessagesPerConnection: settings.SMTP_POOL_MAX_MESSAGES,
       relay: settings.SMTP_RELAY_HOST
-        ? { host: settings.SMTP_RELAY_HOST, port: settings.SMTP_RELAY_PORT, user: settings.SMTP_RELAY_USER, password: settings.SMTP_RELAY_PASSWORD }
+        ? {
+            host: settings.SMTP_RELAY_HOST,
+            port: settings.SMTP_RELAY_PORT,
+            user: settings.SMTP_RELAY_USER,
+            password: settings.SMTP_RELAY_PASSWORD,
+            verifyTls: settings.SMTP_RELAY_TLS_VERIFY,
+          }
         : undefined,
     }),
     qualify: rules.qualify,
     rules,
+    siteBackoff: new SiteBackoffStore(pool),
     settings,
     secrets,
     random: Math.random,

@@ -27,7 +27,7 @@ export interface SendInput {
 /** What an attempt did: small, so it can sit in the workflow history. */
 export interface SendOutcome {
   attempt: number;
-  /** deferred: nothing was sent because the delivery is paused (first attempts only). */
+  /** deferred: nothing was sent (delivery paused before a first attempt, or the receiving site is backed off). */
   outcome: AttemptOutcome | 'deferred';
   status: EfsStatus;
   failureType: FailureType | null;
@@ -70,6 +70,22 @@ async function heartbeating<T>(work: Promise<T>): Promise<T> {
   }
 }
 
+/** Nothing was sent and no attempt is counted: the workflow waits `inMs` and tries the same attempt again. */
+function deferred(why: string, inMs: number): SendOutcome {
+  return {
+    attempt: 0,
+    outcome: 'deferred',
+    status: 'taken_into_account',
+    failureType: null,
+    failureReason: null,
+    retryClass: null,
+    reply: { code: 0, enhancedCode: null, text: why, mxHost: null },
+    nextRetryAt: null,
+    retryInMs: Math.max(1, inMs),
+    replayed: false,
+  };
+}
+
 export function createSendingActivities(deps: ActivityDependencies) {
   const keyCache = new Map<string, { at: number; keys: SigningKey[] }>();
   async function keysFor(domain: string): Promise<SigningKey[]> {
@@ -109,21 +125,15 @@ export function createSendingActivities(deps: ActivityDependencies) {
     async sendRecipientMessage(input: SendInput): Promise<SendOutcome> {
       const startedAt = Date.now();
       // Pause stops new messages, not retries already planned (their timers keep running and they are sent).
-      if (input.attempt === 1 && (await deliveryState(input.deliveryId)) === 'paused') {
-        return {
-          attempt: 0,
-          outcome: 'deferred',
-          status: 'taken_into_account',
-          failureType: null,
-          failureReason: null,
-          retryClass: null,
-          reply: { code: 0, enhancedCode: null, text: 'delivery paused', mxHost: null },
-          nextRetryAt: null,
-          retryInMs: PAUSED_RECHECK_MS,
-          replayed: false,
-        };
-      }
+      if (input.attempt === 1 && (await deliveryState(input.deliveryId)) === 'paused') return deferred('delivery paused', PAUSED_RECHECK_MS);
       const msg = await heartbeating(deps.messages.build(input.deliveryId, input.recipientId));
+      // A site that throttled us is left alone until its back-off ends, by every worker; this is not an attempt.
+      const backoff = await deps.siteBackoff.current(msg.domain);
+      const clock = () => input.workflowNowMs + (Date.now() - startedAt);
+      if (backoff.untilMs > clock() && backoff.untilMs < input.retryWindowEndsAt) {
+        // Spread the held messages over a few seconds after the back-off so they do not all return at once.
+        return deferred(`receiving site ${msg.domain} is backed off after throttling`, backoff.untilMs - clock() + Math.round(deps.random() * 6_000));
+      }
       const known = await heartbeating(deps.log.beginAttempt(input.deliveryId, input.recipientId, input.attempt, msg.messageId));
       if (known && known.outcome !== 'in_progress') {
         const row = await deps.log.recipient(input.deliveryId, input.recipientId);
@@ -146,7 +156,9 @@ export function createSendingActivities(deps: ActivityDependencies) {
       const accepted = reply.code >= 200 && reply.code < 300;
       const qualification = accepted ? null : deps.qualify(reply, msg.domain);
       // Time spent in this activity counts: the attempt ends at workflow time + elapsed real time.
-      const now = input.workflowNowMs + (Date.now() - startedAt);
+      const now = clock();
+      if (qualification?.retryClass === 'throttling') await deps.siteBackoff.throttled(msg.domain, reply.text, deps.settings.RETRY_TIME_SCALE, now);
+      else if (accepted) await deps.siteBackoff.recovered(msg.domain, now);
       const retryAt =
         qualification && qualification.type === 'soft'
           ? nextRetryAt(qualification.retryClass, input.attempt, now, input.retryWindowEndsAt, deps.random(), deps.settings.RETRY_TIME_SCALE)

@@ -6,6 +6,7 @@ import type { DkimKeyStore } from '../db/dkim-key-store';
 import { verifyUnsubscribeToken } from '../mail/unsubscribe-token';
 import { cancelSchema, confirmSchema, createDeliverySchema, pageQuerySchema, proofSchema, rescheduleSchema, updateDeliverySchema, uuidParam } from './delivery-input';
 import { CsvInputError } from '../db/recipient-lists';
+import { createDkimRouter } from './dkim-routes';
 import type { WaveSpec } from '../domain/wave-plan';
 import { ConflictError, NotFoundError, type DeliveryService } from './delivery-service';
 import { QualificationRuleStore } from '../db/qualification-rule-store';
@@ -182,10 +183,7 @@ export function createApp(deps: ApiDependencies): express.Express {
     res.json(list);
   });
 
-  app.get('/api/dkim/keys', async (req, res) => {
-    const domain = z.string().optional().parse(req.query.domain);
-    res.json({ keys: await deps.keys.published(domain) });
-  });
+  app.use(createDkimRouter(deps.keys));
 
   // RFC 8058 one-click: mailbox providers POST "List-Unsubscribe=One-Click" to the URL from the header.
   app.post('/u/:id/:rid/:token', express.urlencoded({ extended: false }), async (req, res) => {

@@ -10,7 +10,8 @@ const bool = z
   .transform((v) => v === 'true' || v === '1' || v === 'yes');
 
 /**
- * MX override map, JSON: {"example.com": "127.0.0.1:2525", "*": "127.0.0.1:2525"}.
+ * MX override map, JSON: {"example.com": "127.0.0.1:2525", "*": "127.0.0.1:2525"}; several hosts separated by commas
+ * stand for MX records in preference order ("127.0.0.1:2526,127.0.0.1:2525").
  * Direct mode resolves MX records through DNS unless the recipient domain (or "*") is listed here.
  */
 const mxOverrides = z
@@ -18,7 +19,9 @@ const mxOverrides = z
   .transform((s, ctx) => {
     try {
       const parsed = JSON.parse(s) as unknown;
-      const r = z.record(z.string(), z.string().regex(/^[^:]+(:\d+)?$/, 'expected host or host:port')).safeParse(parsed);
+      const r = z
+        .record(z.string(), z.string().regex(/^[^:,\s]+(:\d+)?(,[^:,\s]+(:\d+)?)*$/, 'expected host[:port], or several separated by commas in preference order'))
+        .safeParse(parsed);
       if (!r.success) throw new Error(r.error.issues.map((i) => i.message).join('; '));
       return r.data;
     } catch (e) {
@@ -61,6 +64,8 @@ export const settingsSchema = z.object({
   SMTP_RELAY_PORT: port.default(587),
   SMTP_RELAY_USER: z.string().optional(),
   SMTP_RELAY_PASSWORD: z.string().optional(),
+  /** Verify the smart host's TLS certificate (relay mode requires STARTTLS). Turn off only for a test relay. */
+  SMTP_RELAY_TLS_VERIFY: bool.default(true),
   /** Name announced in EHLO. */
   SMTP_HELO_NAME: z.string().default('localhost'),
   SMTP_CONNECT_TIMEOUT_MS: z.coerce.number().int().positive().default(30_000),

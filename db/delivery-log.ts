@@ -106,30 +106,31 @@ export class DeliveryLog {
    * recipient (any attempt number) or this attempt's recorded outcome, so a retried activity never sends twice.
    */
   async beginAttempt(deliveryId: string, recipientId: number, attempt: number, messageId: string): Promise<RecordedAttempt | null> {
-    const known = await this.pool.query(
-      `SELECT attempt, outcome, smtp_code, enhanced_code, reply_text, mx_host, failure_reason, retry_class, rule_id
-       FROM send_attempts
-       WHERE delivery_id = $1 AND recipient_id = $2 AND (outcome = 'accepted' OR (attempt = $3 AND outcome <> 'in_progress'))
-       ORDER BY (outcome = 'accepted') DESC LIMIT 1`,
-      [deliveryId, recipientId, attempt],
-    );
-    if (known.rows[0]) {
-      const k = known.rows[0];
-      return {
-        attempt: k.attempt,
-        outcome: k.outcome,
-        reply: { code: k.smtp_code ?? 0, enhancedCode: k.enhanced_code, text: k.reply_text ?? '', mxHost: k.mx_host },
-        failureReason: k.failure_reason,
-        retryClass: k.retry_class,
-        ruleId: k.rule_id,
-      };
-    }
-    await this.pool.query(
-      `INSERT INTO send_attempts (delivery_id, recipient_id, attempt, message_id) VALUES ($1, $2, $3, $4)
-       ON CONFLICT (delivery_id, recipient_id, attempt) DO UPDATE SET started_at = now()`,
+    // One round trip: read a known outcome, and mark the attempt started only when there is none.
+    const r = await this.pool.query(
+      `WITH known AS (
+         SELECT attempt, outcome, smtp_code, enhanced_code, reply_text, mx_host, failure_reason, retry_class, rule_id
+         FROM send_attempts
+         WHERE delivery_id = $1 AND recipient_id = $2 AND (outcome = 'accepted' OR (attempt = $3 AND outcome <> 'in_progress'))
+         ORDER BY (outcome = 'accepted') DESC LIMIT 1
+       ), started AS (
+         INSERT INTO send_attempts (delivery_id, recipient_id, attempt, message_id)
+         SELECT $1, $2, $3, $4 WHERE NOT EXISTS (SELECT 1 FROM known)
+         ON CONFLICT (delivery_id, recipient_id, attempt) DO UPDATE SET started_at = now()
+       )
+       SELECT * FROM known`,
       [deliveryId, recipientId, attempt, messageId],
     );
-    return null;
+    const k = r.rows[0];
+    if (!k) return null;
+    return {
+      attempt: k.attempt,
+      outcome: k.outcome,
+      reply: { code: k.smtp_code ?? 0, enhancedCode: k.enhanced_code, text: k.reply_text ?? '', mxHost: k.mx_host },
+      failureReason: k.failure_reason,
+      retryClass: k.retry_class,
+      ruleId: k.rule_id,
+    };
   }
 
   /** Records an attempt's outcome and the recipient's resulting status in one statement (attempt row, status row, transition). */

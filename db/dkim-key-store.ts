@@ -18,22 +18,37 @@ export interface PublishedKey {
   dnsRecord: { name: string; type: 'TXT'; value: string };
 }
 
+export class DkimKeyExistsError extends Error {
+  readonly status = 409;
+}
+
 export class DkimKeyStore {
   constructor(
     private readonly pool: Pool,
     private readonly cipher: KeyCipher,
   ) {}
 
-  /** Creates the key for (domain, selector) when there is none; concurrent callers end up with the same key. */
+  /**
+   * Gives a domain its first key (first delivery from it). A domain that already has keys, even inactive ones,
+   * is left alone: its owner manages them. Concurrent callers end up with one key.
+   */
   async ensureKey(domain: string, selector: string, algorithm: DkimAlgorithm): Promise<void> {
-    const exists = await this.pool.query('SELECT 1 FROM dkim_keys WHERE domain = $1 AND selector = $2', [domain, selector]);
+    const exists = await this.pool.query('SELECT 1 FROM dkim_keys WHERE domain = $1 LIMIT 1', [domain]);
     if (exists.rowCount) return;
+    await this.addKey(domain, selector, algorithm, false);
+  }
+
+  /** Generates a key under a new selector (rotation: the newest active key per algorithm signs). */
+  async addKey(domain: string, selector: string, algorithm: DkimAlgorithm, failIfExists = true): Promise<boolean> {
     const key = generateDkimKey(algorithm);
-    await this.pool.query(
+    const r = await this.pool.query(
       `INSERT INTO dkim_keys (domain, selector, algorithm, private_key_enc, public_key_b64) VALUES ($1, $2, $3, $4, $5)
        ON CONFLICT (domain, selector) DO NOTHING`,
       [domain, selector, algorithm, this.cipher.encrypt(key.privateKeyPem), key.publicKeyB64],
     );
+    const added = (r.rowCount ?? 0) > 0;
+    if (!added && failIfExists) throw new DkimKeyExistsError(`${selector}._domainkey.${domain} already exists; rotate by adding a new selector`);
+    return added;
   }
 
   /** Adds a key from an existing PEM (keys read from files, rotation by a new selector). */

@@ -34,9 +34,13 @@ interface CachedDelivery {
 // and lets proofs of an edited draft see the new content.
 const CACHE_TTL_MS = 30_000;
 const CACHE_MAX = 200;
+// Built messages kept between the DKIM activity and the send activity of the same recipient.
+const RECENT_TTL_MS = 120_000;
+const RECENT_MAX = 5_000;
 
 export class MessageContext {
   private readonly deliveries = new Map<string, CachedDelivery>();
+  private readonly recent = new Map<string, { at: number; message: RecipientMessage }>();
   private readonly store: DeliveryStore;
 
   constructor(
@@ -59,6 +63,18 @@ export class MessageContext {
 
   /** Rebuilds the exact bytes of a recipient's message (same Message-ID, Date and boundaries on every call). */
   async build(deliveryId: string, recipientId: number): Promise<RecipientMessage> {
+    // The send activity usually runs on the worker that just signed the message: reuse those bytes
+    // (identical by construction) instead of reading the recipient and rendering again.
+    const key = `${deliveryId}:${recipientId}`;
+    const recent = this.recent.get(key);
+    if (recent && Date.now() - recent.at < RECENT_TTL_MS) return recent.message;
+    const message = await this.buildFresh(deliveryId, recipientId);
+    if (this.recent.size >= RECENT_MAX) this.recent.delete(this.recent.keys().next().value!);
+    this.recent.set(key, { at: Date.now(), message });
+    return message;
+  }
+
+  private async buildFresh(deliveryId: string, recipientId: number): Promise<RecipientMessage> {
     const [d, r] = await Promise.all([
       this.delivery(deliveryId),
       this.pool.query<{ address: string; domain: string; fields: Record<string, unknown>; handed_over_at: Date | null }>(

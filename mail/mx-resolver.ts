@@ -46,7 +46,7 @@ export class MxResolver {
 
   async resolve(domain: string): Promise<MxTarget[]> {
     const override = this.opts.overrides?.[domain] ?? this.opts.overrides?.['*'];
-    if (override) return [{ ...parseHostPort(override, this.port), priority: 0 }];
+    if (override) return override.split(',').map((hp, i) => ({ ...parseHostPort(hp.trim(), this.port), priority: i * 10 }));
     const cached = this.cache.get(domain);
     if (cached && Date.now() - cached.at < this.ttl) return cached.targets;
     const targets = await this.lookup(domain);

@@ -13,7 +13,7 @@ export interface SmtpSenderOptions {
   socketTimeoutMs: number;
   maxConnectionsPerHost: number;
   maxMessagesPerConnection: number;
-  relay?: { host: string; port: number; user?: string; password?: string };
+  relay?: { host: string; port: number; user?: string; password?: string; verifyTls: boolean };
 }
 
 export interface Envelope {
@@ -50,7 +50,7 @@ export class SmtpSender {
         // Opportunistic STARTTLS between MTAs: encrypt when offered, do not refuse self-signed or mismatched
         // certificates (RFC 3207 4.1; MTA-STS/DANE would be the place to require verification).
         requireTLS: relay,
-        tls: { rejectUnauthorized: relay },
+        tls: { rejectUnauthorized: relay && (this.opts.relay?.verifyTls ?? true) },
         auth: relay && this.opts.relay?.user ? { user: this.opts.relay.user, pass: this.opts.relay.password ?? '' } : undefined,
       } as SMTPPool.Options);
       this.pools.set(key, t);

@@ -61,6 +61,8 @@ export interface AcceptedMessage {
   messageId: string | null;
   /** Whether the transaction ran over TLS (STARTTLS). */
   tls: boolean;
+  /** The user the client authenticated as (relay mode), or null. */
+  authUser: string | null;
 }
 
 export interface Rejection {
@@ -407,6 +409,7 @@ export class SandboxMx extends EventEmitter<SandboxMxEvents> {
             sizeBytes: stream.byteLength,
             messageId,
             tls: session.secure,
+            authUser: typeof session.user === 'string' ? session.user : null,
           }),
         );
         callback(null, `2.0.0 Ok: queued as ${queueId}`);

@@ -116,7 +116,14 @@ export async function startEmbeddedStack(base: Settings, log: (m: string) => voi
       kpiRefreshMs: settings.KPI_REFRESH_SECONDS * 1000,
     });
     const temporalUiUrl = temporal ? `http://127.0.0.1:${settings.TEMPORAL_UI_PORT}` : null;
-    const app = createApp({ service, keys: deps.keys, pool, verpSecret: secrets.verpSecret, temporalUiUrl: temporalUiUrl ?? undefined });
+    const app = createApp({
+      service,
+      keys: deps.keys,
+      pool,
+      verpSecret: secrets.verpSecret,
+      temporalUiUrl: temporalUiUrl ?? undefined,
+      schedules: { client, taskQueue: settings.TASK_QUEUE },
+    });
     const server: Server = await new Promise((resolve, reject) => {
       const s = app.listen(settings.API_PORT, '127.0.0.1', () => resolve(s));
       s.on('error', reject);

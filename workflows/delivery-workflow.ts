@@ -94,7 +94,7 @@ export async function deliveryWorkflow(input: DeliveryWorkflowInput): Promise<De
     {
       validator: (_req: { confirmedBy?: string }) => {
         if (cancelRequested || view.phase === 'cancelled') throw new Error('the delivery is cancelled');
-        if (analysing || reanalyse || editing > 0) throw new Error('the delivery is still being analysed; confirm once the analysis has ended');
+        if (analysing || reanalyse || editing > 0 || view.phase === 'analysing') throw new Error('the delivery is still being analysed; confirm once the analysis has ended');
         if (view.phase === 'analysis_failed') throw new Error('the analysis found blocking errors; fix them before confirming');
         if (view.phase !== 'awaiting_confirmation' || view.confirmedBy !== null) throw new Error(`the delivery is already confirmed (phase: ${view.phase})`);
       },

@@ -56,7 +56,7 @@ export async function recipientWorkflow(input: RecipientWorkflowInput): Promise<
       workflowNowMs: Date.now(), // the workflow clock: deterministic on replay
     });
     if (outcome.outcome === 'deferred') {
-      // The delivery is paused: no first attempt starts; check again later without counting an attempt.
+      // Nothing was sent (delivery paused, or the receiving site backed off): wait, then the same attempt again.
       await sleep(outcome.retryInMs ?? 5_000);
       continue;
     }

@@ -65,7 +65,7 @@ export async function startHarness(opts: { env?: Record<string, string>; mx?: Sa
   const connection = await Connection.connect({ address: settings.TEMPORAL_ADDRESS });
   const client = new Client({ connection });
   const service = new DeliveryService({ client, pool, keys: deps.keys, taskQueue, dkimSelector: settings.DKIM_SELECTOR, kpiRefreshMs: settings.KPI_REFRESH_SECONDS * 1000 });
-  const app = createApp({ service, keys: deps.keys, pool, verpSecret: TEST_SECRETS.verpSecret });
+  const app = createApp({ service, keys: deps.keys, pool, verpSecret: TEST_SECRETS.verpSecret, schedules: { client, taskQueue } });
   const server: Server = await new Promise((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));
   });

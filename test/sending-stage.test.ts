@@ -1,0 +1,167 @@
+/** The sending stage on real deliveries: DKIM (RSA, Ed25519, dual) verified on captured mail, headers, VERP, STARTTLS, MX fallback, relay mode, site back-off. */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startHarness, TEST_SECRETS, type Harness } from './support/harness';
+import { verifyDkim } from './support/dkim-verify';
+import { decodeVerp } from '../domain/verp';
+import { SandboxMx } from '../mx-sandbox/sandbox-mx';
+import { recipientStateQuery, recipientWorkflowId } from '../workflows/definitions';
+
+let h: Harness;
+
+beforeAll(async () => {
+  h = await startHarness({ env: { RETRY_TIME_SCALE: '0.01' } });
+});
+afterAll(async () => {
+  await h?.stop();
+});
+
+async function api(method: string, path: string, body?: unknown) {
+  const res = await fetch(`${h.apiUrl}${path}`, {
+    method,
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return { status: res.status, body: (await res.json()) as Record<string, any> };
+}
+
+async function txtRecords(domain: string): Promise<Record<string, string>> {
+  const keys = (await api('GET', `/api/dkim/keys?domain=${domain}`)).body.keys as { dnsRecord: { name: string; value: string } }[];
+  return Object.fromEntries(keys.map((k) => [k.dnsRecord.name, k.dnsRecord.value]));
+}
+
+function header(raw: Buffer, name: string): string | null {
+  const head = raw.toString('utf8').split('\r\n\r\n')[0].replace(/\r\n[ \t]+/g, ' ');
+  const m = new RegExp(`^${name}:\\s*(.*)$`, 'im').exec(head);
+  return m ? m[1] : null;
+}
+
+describe('DKIM on delivered messages', () => {
+  const cases: [string, string, ('rsa-sha256' | 'ed25519-sha256')[]][] = [
+    ['RSA-2048 (generated on first delivery)', 'rsa-only.example', ['rsa-sha256']],
+    ['Ed25519', 'ed-only.example', ['ed25519-sha256']],
+    ['dual RSA + Ed25519', 'dual.example', ['rsa-sha256', 'ed25519-sha256']],
+  ];
+  it.each(cases)('%s: every captured message verifies, aligned with From; one changed body byte breaks it', async (_name, domain, algorithms) => {
+    if (algorithms.includes('ed25519-sha256')) {
+      if (algorithms.includes('rsa-sha256')) expect((await api('POST', '/api/dkim/keys', { domain, selector: 'rsa1', algorithm: 'rsa-sha256' })).status).toBe(201);
+      const added = await api('POST', '/api/dkim/keys', { domain, selector: 'ed1', algorithm: 'ed25519-sha256' });
+      expect(added.status).toBe(201);
+      expect(added.body.dnsRecord.value).toMatch(/^v=DKIM1; k=ed25519; p=[A-Za-z0-9+/]{43}=$/);
+    }
+    const to = [`ada@${domain}-rcpt.example`, `alan@${domain}-rcpt.example`];
+    const id = await h.createDelivery({ name: `dkim ${domain}`, from: { address: `news@${domain}`, name: 'News' }, subject: 'Hello {{firstName}}', html: '<p>Hello {{firstName}}</p>', text: 'Hello {{firstName}}', recipients: to.map((email) => ({ email, fields: { firstName: 'You' } })), autoConfirm: true });
+    await h.waitForPhase(id, ['completed']);
+    const txt = await txtRecords(domain);
+    expect(Object.keys(txt)).toHaveLength(algorithms.length);
+    for (const address of to) {
+      const [m] = h.mx.acceptedFor(address);
+      expect(m, address).toBeDefined();
+      const results = await verifyDkim(m.raw!, txt);
+      expect(results.map((r) => r.algorithm).sort()).toEqual([...algorithms].sort());
+      for (const r of results) {
+        expect(r.result).toBe('pass');
+        expect(r.domain).toBe(domain);
+      }
+      const tampered = Buffer.from(m.raw!);
+      const at = tampered.indexOf('Hello You', tampered.indexOf('\r\n\r\n'));
+      tampered[at] = 'J'.charCodeAt(0);
+      for (const r of await verifyDkim(tampered, txt)) expect(r.result).not.toBe('pass');
+    }
+  });
+
+  it('rotation: a new selector of the same algorithm takes over; the DNS records of both stay listed', async () => {
+    const domain = 'rotate.example';
+    expect((await api('POST', '/api/dkim/keys', { domain, selector: 'jan', algorithm: 'rsa-sha256' })).status).toBe(201);
+    expect((await api('POST', '/api/dkim/keys', { domain, selector: 'jan', algorithm: 'rsa-sha256' })).status).toBe(409);
+    expect((await api('POST', '/api/dkim/keys', { domain, selector: 'feb', algorithm: 'rsa-sha256' })).status).toBe(201);
+    const id = await h.createDelivery({ name: 'rotation', from: `news@${domain}`, subject: 'x', text: 'y', recipients: [{ email: 'r1@rotated-rcpt.example' }], autoConfirm: true });
+    await h.waitForPhase(id, ['completed']);
+    const [m] = h.mx.acceptedFor('r1@rotated-rcpt.example');
+    expect(header(m.raw!, 'DKIM-Signature')).toMatch(/s=feb;/);
+    expect((await verifyDkim(m.raw!, await txtRecords(domain)))[0].result).toBe('pass');
+    expect((await api('PATCH', `/api/dkim/keys/${domain}/nope`, { active: false })).status).toBe(404);
+    expect((await api('POST', '/api/dkim/keys', { domain: 'not a domain', selector: 'x' })).status).toBe(400);
+  });
+});
+
+describe('headers, envelope and transport', () => {
+  it('stable Message-ID across attempts, Date, one-click List-Unsubscribe, VERP with a valid HMAC, STARTTLS', async () => {
+    const email = 'grey-hdr@headers-rcpt.example';
+    const id = await h.createDelivery({ name: 'headers', from: 'news@headers.example', subject: 'x', text: 'y', recipients: [{ email }], autoConfirm: true });
+    await h.waitForPhase(id, ['completed']);
+    const [m] = h.mx.acceptedFor(email);
+    const attempts = await h.service.log.attempts(id, 1);
+    expect(attempts.length).toBe(2); // greylisted once, accepted on the retry
+    expect(new Set(attempts.map((a) => a.messageId))).toEqual(new Set([`<${id}.1@headers.example>`]));
+    expect(m.messageId).toBe(`<${id}.1@headers.example>`);
+    expect(Date.parse(header(m.raw!, 'Date')!)).toBeGreaterThan(Date.now() - 120_000);
+    expect(header(m.raw!, 'List-Unsubscribe')).toMatch(new RegExp(`^<http://127\\.0\\.0\\.1:\\d+/u/${id}/1/[A-Za-z0-9_-]+>$`));
+    expect(header(m.raw!, 'List-Unsubscribe-Post')).toBe('List-Unsubscribe=One-Click');
+    expect(decodeVerp(m.mailFrom, TEST_SECRETS.verpSecret, h.settings.BOUNCE_DOMAIN)).toEqual({ deliveryId: id, recipientId: 1 });
+    expect(decodeVerp(m.mailFrom.replace(/-([0-9a-f]+)@/, '-00$1@'), TEST_SECRETS.verpSecret)).toBeNull();
+    expect(m.tls).toBe(true);
+    const view = await h.client.workflow.getHandle(recipientWorkflowId(id, 1)).query(recipientStateQuery);
+    expect(view).toMatchObject({ status: 'sent', attempts: 2 });
+  });
+
+  it('tries MX hosts by preference and falls back when the best one is down', async () => {
+    const down = 'invalid-host-port-1';
+    const fallback = await startHarness({ env: { MX_OVERRIDES: JSON.stringify({ '*': `127.0.0.1:1,127.0.0.1:${h.mx.listeningPort}` }) }, worker: true });
+    try {
+      const id = await fallback.createDelivery({ name: 'fallback', from: 'news@fallback.example', subject: 'x', text: 'y', recipients: [{ email: `${down}@fallback-rcpt.example` }], autoConfirm: true });
+      await fallback.waitForPhase(id, ['completed']);
+      expect(h.mx.acceptedFor(`${down}@fallback-rcpt.example`)).toHaveLength(1);
+      const [attempt] = await fallback.service.log.attempts(id, 1);
+      expect(attempt).toMatchObject({ outcome: 'accepted', smtpCode: 250, mxHost: '127.0.0.1' });
+    } finally {
+      await fallback.stop();
+    }
+  });
+
+  it('relay mode hands everything to the smart host over STARTTLS with authentication', async () => {
+    const relay = new SandboxMx({ port: 0 });
+    const { port } = await relay.start();
+    const r = await startHarness({
+      env: { SEND_MODE: 'relay', SMTP_RELAY_HOST: '127.0.0.1', SMTP_RELAY_PORT: String(port), SMTP_RELAY_USER: 'relay-user', SMTP_RELAY_PASSWORD: 'secret', SMTP_RELAY_TLS_VERIFY: 'false' },
+    });
+    try {
+      const id = await r.createDelivery({ name: 'relay', from: 'news@relay.example', subject: 'x', text: 'y', recipients: [{ email: 'someone@anywhere-rcpt.example' }], autoConfirm: true });
+      await r.waitForPhase(id, ['completed']);
+      const [m] = relay.acceptedFor('someone@anywhere-rcpt.example');
+      expect(m).toMatchObject({ tls: true, authUser: 'relay-user' });
+      expect(r.mx.acceptedFor('someone@anywhere-rcpt.example')).toHaveLength(0);
+    } finally {
+      await r.stop();
+      await relay.stop();
+    }
+  });
+});
+
+describe('throttling backs off the whole receiving site', () => {
+  it('holds the other messages for that domain until the back-off ends, without counting an attempt', async () => {
+    const domain = 'throttled-site.example';
+    const id = await h.createDelivery({
+      name: 'site back-off',
+      from: 'news@backoff.example',
+      subject: 'x',
+      text: 'y',
+      recipients: [{ email: `throttle1-first@${domain}` }, { email: `a@${domain}` }, { email: `b@${domain}` }, { email: 'other@elsewhere-rcpt.example' }],
+      autoConfirm: true,
+      // The first recipient alone, then the rest a second later, while the site is backed off.
+      waves: { mode: 'calendar', waves: [{ startAt: new Date(Date.now() + 500).toISOString(), size: 1 }, { startAt: new Date(Date.now() + 1500).toISOString(), size: 3 }] },
+    });
+    await h.waitForPhase(id, ['completed']);
+    const throttledAt = h.mx.rejections().find((x) => x.address === `throttle1-first@${domain}`)!.at.getTime();
+    const backoff = await h.pool.query('SELECT until, level FROM receiving_site_backoff WHERE site = $1', [domain]);
+    // Level 1 is one minute, scaled by 0.01 in this test: 0.6 s.
+    for (const local of ['a', 'b']) {
+      const [m] = h.mx.acceptedFor(`${local}@${domain}`);
+      expect(m.receivedAt.getTime() - throttledAt).toBeGreaterThanOrEqual(550);
+      const rid = (await h.pool.query('SELECT recipient_id FROM delivery_recipients WHERE delivery_id = $1 AND address = $2', [id, `${local}@${domain}`])).rows[0].recipient_id;
+      expect((await h.service.log.attempts(id, rid)).length).toBe(1);
+    }
+    expect(h.mx.acceptedFor('other@elsewhere-rcpt.example')).toHaveLength(1);
+    // The site recovered once a message got through.
+    expect(backoff.rowCount === 0 || backoff.rows[0].until.getTime() <= Date.now()).toBe(true);
+  });
+});
