@@ -95,6 +95,22 @@ describe('EFS status transitions', () => {
       expect(logRow!.attempts, key).toBeGreaterThanOrEqual(minAttempts);
       expect((await h.service.log.attempts(id, rid)).length, key).toBe(logRow!.attempts);
     }
+    // Search attributes follow each transition: the Web UI can list a delivery's failed + mailbox_full recipients.
+    const listed = async (query: string) => {
+      const ids: string[] = [];
+      for await (const wf of h.client.workflow.list({ query })) ids.push(wf.workflowId);
+      return ids.sort();
+    };
+    const fullId = recipientWorkflowId(id, full);
+    let found: string[] = [];
+    for (let i = 0; i < 50 && found.length === 0; i++) {
+      found = await listed(`DeliveryId = "${id}" AND EfsStatus = "failed" AND FailureReason = "mailbox_full"`);
+      if (found.length === 0) await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(found).toEqual([fullId]);
+    expect(await listed(`DeliveryId = "${id}" AND EfsStatus = "sent" AND WorkflowType = "recipientWorkflow"`)).toHaveLength(3);
+    expect(await listed(`DeliveryId = "${id}" AND RecipientDomain = "efs.example"`)).toHaveLength(5);
+
     // Exactly one message per accepted recipient reached the receiver.
     for (const a of [addresses.relayed, addresses.greylisted, addresses.failThenAccept]) expect(h.mx.acceptedFor(a)).toHaveLength(1);
     expect(h.mx.acceptedFor(addresses.hard)).toHaveLength(0);
