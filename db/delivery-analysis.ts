@@ -30,11 +30,17 @@ export async function analysePopulation(pool: Pool, deliveryId: string, required
       [deliveryId],
     );
     await exclude('invalid_address', 'r.syntax_problem IS NOT NULL');
-    await exclude(
-      'duplicate',
-      `r.recipient_id IN (SELECT recipient_id FROM (
-         SELECT recipient_id, row_number() OVER (PARTITION BY address_key ORDER BY recipient_id) AS rn
-         FROM delivery_recipients WHERE delivery_id = $1 AND status = 'pending') d WHERE d.rn > 1)`,
+    // A join on the ranked rows (not `IN (subquery)`, which the planner ran as a nested loop: 158 s for 20,000 rows).
+    await client.query(
+      `UPDATE delivery_recipients r SET status = 'excluded', exclusion_reason = 'duplicate', final_at = now(), updated_at = now()
+       FROM (
+         SELECT recipient_id FROM (
+           SELECT recipient_id, row_number() OVER (PARTITION BY address_key ORDER BY recipient_id) AS rn
+           FROM delivery_recipients WHERE delivery_id = $1 AND status = 'pending'
+         ) ranked WHERE rn > 1
+       ) d
+       WHERE r.delivery_id = $1 AND r.recipient_id = d.recipient_id`,
+      [deliveryId],
     );
     await exclude('address_on_denylist', 'EXISTS (SELECT 1 FROM address_denylist d WHERE d.address_key = r.address_key)');
     await exclude('quarantined_address', 'EXISTS (SELECT 1 FROM address_quarantine q WHERE q.address_key = r.address_key AND q.quarantined)');
