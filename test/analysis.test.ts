@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHarness, type Harness } from './support/harness';
+import { apiCall, waitUntil } from './support/http';
 
 let h: Harness;
 
@@ -17,27 +18,7 @@ afterAll(async () => {
   await h?.stop();
 });
 
-interface ApiResult {
-  status: number;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  json: any;
-}
-
-async function api(method: string, path: string, body?: unknown): Promise<ApiResult> {
-  const res = await fetch(h.apiUrl + path, {
-    method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  let json: unknown = null;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = text;
-  }
-  return { status: res.status, json };
-}
+const api = (method: string, path: string, body?: unknown) => apiCall(h.apiUrl, method, path, body);
 
 interface Finding {
   severity: 'warning' | 'error';
@@ -76,15 +57,6 @@ async function analysed(id: string, phases = ['awaiting_confirmation', 'analysis
   return getDelivery(id);
 }
 
-async function waitUntil<T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 const codes = (d: { analysis: { findings: Finding[] } }) => d.analysis.findings.map((f) => f.code).sort();
 const finding = (d: { analysis: { findings: Finding[] } }, code: string) => d.analysis.findings.find((f) => f.code === code);

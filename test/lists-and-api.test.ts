@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { simpleParser } from 'mailparser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, Connection } from '@temporalio/client';
+import { apiCall, request as httpRequest, type RequestBody } from './support/http';
 import { startHarness, type Harness } from './support/harness';
 import { DeliveryService } from '../api/delivery-service';
 import { createDeliverySchema } from '../api/delivery-input';
@@ -21,33 +22,9 @@ afterAll(async () => {
   await h?.stop();
 });
 
-interface ApiResult {
-  status: number;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  json: any;
-}
+const request = (method: string, path: string, init: { body?: RequestBody; contentType?: string } = {}) => httpRequest(h.apiUrl, method, path, init);
 
-type RequestBody = string | ReadableStream<Uint8Array>;
-
-async function request(method: string, path: string, init: { body?: RequestBody; contentType?: string } = {}): Promise<ApiResult> {
-  const res = await fetch(path.startsWith('http') ? path : h.apiUrl + path, {
-    method,
-    headers: init.contentType ? { 'content-type': init.contentType } : {},
-    body: init.body,
-    ...(init.body instanceof ReadableStream ? { duplex: 'half' } : {}),
-  } as RequestInit);
-  const text = await res.text();
-  let json: unknown = text;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    /* not JSON */
-  }
-  return { status: res.status, json };
-}
-
-const api = (method: string, path: string, body?: unknown) =>
-  request(method, path, body === undefined ? {} : { body: JSON.stringify(body), contentType: 'application/json' });
+const api = (method: string, path: string, body?: unknown) => apiCall(h.apiUrl, method, path, body);
 
 const uploadCsv = (name: string, body: RequestBody, contentType = 'text/csv') => request('POST', `/api/lists?name=${encodeURIComponent(name)}`, { body, contentType });
 

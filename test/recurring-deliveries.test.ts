@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ScheduleNotFoundError } from '@temporalio/client';
+import { request } from './support/http';
 import { startHarness, type Harness } from './support/harness';
 import { DeliveryTemplateStore } from '../db/delivery-templates';
 import { createRecurringActivities } from '../activities/recurring-activities';
@@ -17,20 +18,9 @@ const created: string[] = [];
 
 const LIST = ['ada@recurring.example', 'grace@recurring.example', 'alan@recurring.example'];
 
-interface ApiResponse {
-  status: number;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  body: any;
-}
-
-async function api(method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<ApiResponse> {
-  const res = await fetch(`${h.apiUrl}${path}`, {
-    method,
-    headers: body === undefined ? {} : { 'content-type': contentType },
-    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : null };
+async function api(method: string, path: string, body?: unknown, contentType = 'application/json') {
+  const r = await request(h.apiUrl, method, path, body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body), contentType });
+  return { status: r.status, body: r.json };
 }
 
 async function uploadList(name: string, emails: string[]): Promise<string> {
@@ -52,7 +42,7 @@ function template(listId: string, extra: Record<string, unknown> = {}) {
   };
 }
 
-async function createRecurring(body: unknown): Promise<ApiResponse> {
+async function createRecurring(body: unknown) {
   const r = await api('POST', '/api/recurring-deliveries', body);
   if (r.status === 201) created.push(r.body.id);
   return r;

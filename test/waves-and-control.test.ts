@@ -1,6 +1,7 @@
 /** Waves (size, calendar, ramp-up), local-time sending, pause/resume/cancel and rescheduling, on real workflows. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHarness, type Harness } from './support/harness';
+import { apiCall, waitUntil } from './support/http';
 import { recipientStateQuery, recipientWorkflowId } from '../workflows/definitions';
 import { nextLocalTime } from '../domain/local-send-time';
 
@@ -32,24 +33,11 @@ async function wavesOf(deliveryId: string): Promise<Map<number, number[]>> {
   return byWave;
 }
 
-async function api(method: string, path: string, body?: unknown) {
-  const res = await fetch(`${h.apiUrl}${path}`, {
-    method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
-}
-
-async function until<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const api = async (method: string, path: string, body?: unknown) => {
+  const r = await apiCall(h.apiUrl, method, path, body);
+  return { status: r.status, body: r.json as Record<string, unknown> };
+};
+const until = waitUntil;
 
 describe('waves', () => {
   it('by size: splits 10 recipients 3/3/3/1, each wave starting its period after the previous one', async () => {
