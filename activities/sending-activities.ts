@@ -61,6 +61,8 @@ async function heartbeating<T>(work: Promise<T>): Promise<T> {
   } catch {
     return work;
   }
+  // A local activity has no heartbeat: its workflow task timing out is what notices a dead worker.
+  if (ctx.info.isLocal) return work;
   ctx.heartbeat();
   const timer = setInterval(() => ctx.heartbeat(), HEARTBEAT_EVERY_MS);
   try {
