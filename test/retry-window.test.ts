@@ -12,13 +12,13 @@ import { randomUUID } from 'node:crypto';
 import type { Pool } from 'pg';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime, type Worker } from '@temporalio/worker';
-import { defaultPayloadConverter } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import { parseSettings } from '../config/settings';
 import { createPool } from '../db/pool';
 import { DeliveryStore } from '../db/delivery-store';
 import { DeliveryLog } from '../db/delivery-log';
 import { createActivityDependencies, type ActivityDependencies } from '../activities/dependencies';
+import { createActivities } from '../activities';
 import type { SendInput } from '../activities/sending-activities';
 import { createWorker } from '../workers/create-worker';
 import { SandboxMx } from '../mx-sandbox/sandbox-mx';
@@ -52,6 +52,7 @@ let mx: SandboxMx;
 let taskQueue: string;
 /** Every jitter value the send activity drew, in order: one per soft-bounced attempt of the recipient under test. */
 let draws: number[] = [];
+const sendInputs: { attempt: number; workflowNowMs: number }[] = [];
 const timings: Record<string, number> = {};
 
 beforeAll(async () => {
@@ -95,11 +96,20 @@ beforeAll(async () => {
     return r;
   };
   await deps.keys.ensureKey(FROM_DOMAIN, 's1', 'rsa-sha256');
+  // The send runs as a local activity, whose input is not in the history: record what each attempt was given.
+  const activities = createActivities(deps);
+  const send = activities.sendRecipientMessage;
+  activities.sendRecipientMessage = async (input: SendInput) => {
+    const outcome = await send(input);
+    if (outcome.outcome !== 'deferred') sendInputs.push({ attempt: input.attempt, workflowNowMs: input.workflowNowMs });
+    return outcome;
+  };
   worker = await createWorker({
     connection: env.nativeConnection,
     namespace: 'default',
     taskQueue,
     deps,
+    activities,
     maxConcurrentActivities: 10,
     maxConcurrentWorkflowTasks: 10,
     workflowBundle: { codePath: inject('workflowBundlePath') },
@@ -119,8 +129,7 @@ afterAll(async () => {
 
 interface Attempt {
   attempt: number;
-  /** Workflow time when the attempt was scheduled (event time) and the clock the workflow passed to it. */
-  scheduledAtMs: number;
+  /** The workflow clock the workflow passed to the attempt. */
   workflowNowMs: number;
 }
 
@@ -165,6 +174,7 @@ async function runRecipient(email: string, validityMs: number): Promise<Run> {
   const validityEndsAtMs = (await env.currentTimeMs()) + validityMs;
   const workflowId = recipientWorkflowId(deliveryId, claimed!.recipientId);
   draws = [];
+  sendInputs.length = 0;
   const returned = await env.client.workflow.execute(recipientWorkflow, {
     args: [{ deliveryId, recipientId: claimed!.recipientId, domain, validityEndsAtMs }],
     workflowId,
@@ -184,12 +194,7 @@ async function runRecipient(email: string, validityMs: number): Promise<Run> {
   const events = history.events ?? [];
   const startedAtMs = protoMs(events[0]!.eventTime);
   const timers = events.filter((e) => e.timerStartedEventAttributes).map((e) => protoMs(e.timerStartedEventAttributes!.startToFireTimeout));
-  const attempts = events
-    .filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'sendRecipientMessage')
-    .map((e) => {
-      const input = defaultPayloadConverter.fromPayload<SendInput>(e.activityTaskScheduledEventAttributes!.input!.payloads![0]!);
-      return { attempt: input.attempt, scheduledAtMs: protoMs(e.eventTime), workflowNowMs: input.workflowNowMs };
-    });
+  const attempts = sendInputs.map(({ attempt, workflowNowMs }) => ({ attempt, workflowNowMs }));
   const out = { deliveryId, recipientId: claimed!.recipientId, workflowId, startedAtMs, state, timers, attempts, draws: [...draws], realMs: Date.now() - realStart };
   if (process.env.DEBUG_RETRY) console.log(email, state.status, state.attempts, 'timers(min)', timers.map((t) => +(t / MIN).toFixed(1)).join(','), 'last-at(h)', ((attempts.at(-1)!.workflowNowMs - startedAtMs) / HOUR).toFixed(4), 'window(h)', ((state.retryWindowEndsAtMs - startedAtMs) / HOUR).toFixed(4), 'real', out.realMs);
   return out;
