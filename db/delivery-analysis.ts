@@ -23,6 +23,10 @@ export async function analysePopulation(pool: Pool, deliveryId: string, required
     );
   try {
     await client.query('BEGIN');
+    // Every statement below scans one delivery's rows as a set. Table statistics describe earlier deliveries (autovacuum
+    // re-analyses a big table rarely), so the planner guesses ~10 rows for a new delivery and picks nested loops:
+    // measured 84 s instead of under a second for 20,000 recipients after a 300,000-recipient delivery.
+    await client.query('SET LOCAL enable_nestloop = off');
     // Analysis runs before anything is handed over: only pending and excluded rows exist.
     await client.query(
       `UPDATE delivery_recipients SET status = 'pending', exclusion_reason = NULL, final_at = NULL, updated_at = now()
