@@ -1,0 +1,231 @@
+/**
+ * Fan-out of a confirmed delivery: how fast recipient workflows are started and how fast they complete (each one renders,
+ * DKIM-signs and sends its message to the sandbox MX and records the outcome), how long the workflows' histories get, and
+ * what each part of the stack spends per recipient (CPU seconds, Postgres rows written).
+ */
+import { createDeliverySchema } from '../api/delivery-input';
+import { deliveryStateQuery, deliveryWorkflowId, recipientWorkflowId, type DeliveryStateView } from '../workflows/definitions';
+import type { BenchStack, WorkerTuning } from './stack';
+import { cleanPopulation } from './population';
+import { signMessage } from '../mail/dkim-signer';
+import { MessageContext } from '../mail/message-context';
+import { publicUrl } from '../activities/dependencies';
+import { BENCH_FROM, BENCH_TEMPLATE, uploadList, type UploadResult } from './analysis-bench';
+import { cpuDelta, cpuSnapshot, historyLength, historySummary, pgCounters, pgDelta, round, runsOf, secondsSince, sleep } from './measure';
+
+export interface FanoutSample {
+  /** Seconds since the delivery was created. */
+  t: number;
+  handedOver: number;
+  final: number;
+}
+
+export interface FanoutResult {
+  recipients: number;
+  worker: WorkerTuning;
+  upload: Omit<UploadResult, 'listId' | 'expected'>;
+  completed: boolean;
+  /** Creation → the delivery enters `sending` (copy of the list, analysis, auto-confirmation). */
+  secondsToSending: number;
+  /** First hand-over → the last page's recipient workflows are started (the delivery's own record of its wave). */
+  startSeconds: number;
+  startedPerSecond: number;
+  /** First hand-over → the last recipient is final (sent or failed), from the delivery log. */
+  completeSeconds: number;
+  completedPerSecond: number;
+  /** Completion rate between 10% and 90% of the recipients final: the steady state without ramp-up and tail. */
+  steadyCompletedPerSecond: number;
+  /**
+   * Recipients handed over but not final yet, over the samples taken while sending: how much of the delivery's
+   * 2,000-recipient window the hand-over actually uses.
+   */
+  inFlight: { max: number; mean: number };
+  /** First hand-over → first message accepted by the sandbox MX. */
+  firstMessageSeconds: number;
+  sent: number;
+  failed: number;
+  mxAccepted: number;
+  histories: {
+    deliveryRuns: { runId: string; status: string; events: number | null }[];
+    deliveryMaxEvents: number;
+    batches: { batch: number; events: number | null }[];
+    batchMaxEvents: number;
+    recipientEvents: number | null;
+    recipientEventTypes: Record<string, number> | null;
+  };
+  postgres: { rowsWritten: number; rowsPerSecond: number; rowsPerRecipient: number; commitsPerRecipient: number; tables: Record<string, { inserted: number; updated: number; hotUpdated: number }> };
+  /** CPU seconds per component over the whole run, and milliseconds per recipient. */
+  cpu: { seconds: Record<string, number>; msPerRecipient: Record<string, number>; coresBusy: number };
+  /** Per-recipient work of the worker, replayed outside Temporal on the delivery's first recipients (wall and CPU ms per call). */
+  hotPath: Record<string, { wallMs: number; cpuMs: number }>;
+  samples: FanoutSample[];
+}
+
+/** Times the worker's per-recipient steps one by one: the message build (a row read + render + MIME) and the DKIM signature. */
+async function hotPathProfile(stack: BenchStack, deliveryId: string, ids: number[]) {
+  const n = ids.length;
+  const keys = await stack.deps.keys.signingKeys(BENCH_FROM.address.split('@')[1]);
+  const out: Record<string, { wallMs: number; cpuMs: number }> = {};
+  const measure = async (name: string, f: (rid: number) => Promise<unknown>) => {
+    const c0 = process.cpuUsage();
+    const t0 = performance.now();
+    for (const rid of ids) await f(rid);
+    const c = process.cpuUsage(c0);
+    out[name] = { wallMs: round((performance.now() - t0) / n, 2), cpuMs: round((c.user + c.system) / 1000 / n, 2) };
+  };
+  // A context of its own: the worker's keeps the messages it just built, and a cache hit would measure nothing.
+  const messages = new MessageContext(stack.pool, { publicUrl: publicUrl(stack.settings), bounceDomain: stack.settings.BOUNCE_DOMAIN, verpSecret: stack.deps.secrets.verpSecret });
+  const raws = new Map<number, Buffer>();
+  await measure('buildMessage (read row, render, MIME)', async (rid) => raws.set(rid, (await messages.build(deliveryId, rid)).raw));
+  await measure('dkimSign', (rid) => signMessage(raws.get(rid)!, keys, new Date()));
+  await measure('kpis query (whole delivery)', () => stack.deps.log.kpis(deliveryId));
+  return out;
+}
+
+function inFlightStats(samples: FanoutSample[]) {
+  const during = samples.filter((x) => x.handedOver > 0).map((x) => x.handedOver - x.final);
+  return { max: during.length ? Math.max(...during) : 0, mean: during.length ? Math.round(during.reduce((a, b) => a + b, 0) / during.length) : 0 };
+}
+
+export async function runFanoutBench(stack: BenchStack, opts: { recipients: number; tuning: WorkerTuning; log: (m: string) => void; maxMinutes?: number }): Promise<FanoutResult> {
+  const { log, recipients: n } = opts;
+  log(`fan-out ${n.toLocaleString('en')} (worker: ${opts.tuning.maxConcurrentActivities} activities, ${opts.tuning.maxConcurrentWorkflowTasks} workflow tasks): uploading the list`);
+  const upload = await uploadList(stack, cleanPopulation(n), `bench fan-out ${n}`);
+  await stack.startWorker(opts.tuning);
+  await stack.deps.keys.ensureKey(BENCH_FROM.address.split('@')[1], stack.settings.DKIM_SELECTOR, 'rsa-sha256');
+
+  const mx0 = stack.mx.acceptedCount();
+  // CPU and row counters cover the sending stage only (from the first sight of phase sending): the copy and the
+  // analysis of the delivery are measured by the analysis section.
+  let pg0 = await pgCounters(stack.probe);
+  let cpu0 = cpuSnapshot(stack.temporal.process.pid, stack.pgDataDir);
+  let sendingT0 = performance.now();
+  const t0 = performance.now();
+  const input = createDeliverySchema.parse({ name: `bench fan-out ${n}`, from: BENCH_FROM, ...BENCH_TEMPLATE, listId: upload.listId, autoConfirm: true, validity: '1d' });
+  const created = await stack.service.create(input);
+  const id = created.id;
+  const handle = stack.client.workflow.getHandle(deliveryWorkflowId(id));
+
+  const samples: FanoutSample[] = [];
+  const deadline = t0 + (opts.maxMinutes ?? Math.max(20, n / 600)) * 60_000;
+  let view: DeliveryStateView | null = null;
+  let secondsToSending = NaN;
+  let lastLog = 0;
+  let completed = false;
+  while (performance.now() < deadline) {
+    view = await handle.query(deliveryStateQuery).catch(() => view);
+    const counts = await stack.probe.query<{ handed: number; final: number }>(
+      `SELECT count(*) FILTER (WHERE status IN ('taken_into_account', 'sent', 'failed'))::int AS handed,
+              count(*) FILTER (WHERE status IN ('sent', 'failed'))::int AS final
+       FROM delivery_recipients WHERE delivery_id = $1`,
+      [id],
+    );
+    const t = secondsSince(t0);
+    samples.push({ t: round(t, 1), handedOver: counts.rows[0].handed, final: counts.rows[0].final });
+    if (Number.isNaN(secondsToSending) && view && !['analysing', 'awaiting_confirmation', 'scheduled'].includes(view.phase)) {
+      secondsToSending = round(t, 2);
+      [pg0, cpu0, sendingT0] = [await pgCounters(stack.probe), cpuSnapshot(stack.temporal.process.pid, stack.pgDataDir), performance.now()];
+    }
+    if (t - lastLog >= 15) {
+      lastLog = t;
+      log(`  t=${t.toFixed(0)}s phase=${view?.phase} handed over ${counts.rows[0].handed}, final ${counts.rows[0].final}, batches ${view?.batchesStarted ?? 0}`);
+    }
+    if (view?.phase === 'completed') {
+      completed = true;
+      break;
+    }
+    await sleep(1000);
+  }
+  if (!completed) log(`fan-out: not completed within the time limit; reporting what was reached`);
+  await sleep(1500); // let Postgres flush its statistics counters
+  const cpu1 = cpuSnapshot(stack.temporal.process.pid, stack.pgDataDir);
+  const pg1 = await pgCounters(stack.probe);
+  const wallSeconds = secondsSince(sendingT0);
+
+  // Exact times from the delivery log: first hand-over, last final status, first accepted message.
+  const times = await stack.probe.query<{ first_handover: Date; last_final: Date; first_sent: Date; sent: number; failed: number }>(
+    `SELECT min(handed_over_at) AS first_handover, max(final_at) AS last_final,
+            min(final_at) FILTER (WHERE status = 'sent') AS first_sent,
+            count(*) FILTER (WHERE status = 'sent')::int AS sent, count(*) FILTER (WHERE status = 'failed')::int AS failed
+     FROM delivery_recipients WHERE delivery_id = $1`,
+    [id],
+  );
+  const tm = times.rows[0];
+  const firstHandover = tm.first_handover.getTime();
+  const allStartedAt = view?.waves.reduce((a, w) => Math.max(a, w.handedOverAtMs ?? NaN), 0) ?? NaN;
+  const startSeconds = (allStartedAt - firstHandover) / 1000;
+  const completeSeconds = (tm.last_final.getTime() - firstHandover) / 1000;
+  const final = tm.sent + tm.failed;
+
+  // Steady state: from the first sample with >= 10% final to the first with >= 90%.
+  const a = samples.find((s) => s.final >= 0.1 * n);
+  const b = samples.find((s) => s.final >= 0.9 * n);
+  const steady = a && b && b.t > a.t ? (b.final - a.final) / (b.t - a.t) : NaN;
+
+  log('fan-out: reading workflow histories');
+  const deliveryRuns = await runsOf(stack.client, deliveryWorkflowId(id));
+  const batchesStarted = view?.batchesStarted ?? 0;
+  const batchNumbers = [...new Set([1, Math.ceil(batchesStarted / 2), batchesStarted].filter((x) => x >= 1))];
+  const batches = [];
+  for (const b of batchNumbers) batches.push({ batch: b, events: await historyLength(stack.client, `${deliveryWorkflowId(id)}-batch-${b}`) });
+  const firstHanded = await stack.probe.query<{ id: number }>(
+    `SELECT min(recipient_id) AS id FROM delivery_recipients WHERE delivery_id = $1 AND handed_over_at IS NOT NULL`,
+    [id],
+  );
+  const recipientHistory = await historySummary(stack.client, recipientWorkflowId(id, firstHanded.rows[0]?.id ?? 1));
+  const recipientEvents = recipientHistory?.events ?? null;
+
+  const handed = await stack.probe.query<{ id: number }>(
+    `SELECT recipient_id AS id FROM delivery_recipients WHERE delivery_id = $1 AND handed_over_at IS NOT NULL ORDER BY recipient_id LIMIT 200`,
+    [id],
+  );
+  const ids = handed.rows.map((r) => r.id);
+  const hotPath = ids.length ? await hotPathProfile(stack, id, ids).catch((e) => ({ error: { wallMs: NaN, cpuMs: NaN, message: String(e) } })) : {};
+  const pgd = pgDelta(pg0, pg1);
+  const cpu = cpuDelta(cpu0, cpu1);
+  const perRecipient = (x: number) => round((x * 1000) / Math.max(final, 1), 2);
+  const result: FanoutResult = {
+    recipients: n,
+    worker: opts.tuning,
+    upload: { rows: upload.rows, seconds: upload.seconds, rowsPerSecond: upload.rowsPerSecond, megabytes: upload.megabytes },
+    completed,
+    secondsToSending,
+    startSeconds: round(startSeconds, 1),
+    startedPerSecond: round(n / startSeconds, 1),
+    completeSeconds: round(completeSeconds, 1),
+    completedPerSecond: round(final / completeSeconds, 1),
+    steadyCompletedPerSecond: round(steady, 1),
+    inFlight: inFlightStats(samples),
+    firstMessageSeconds: round(((tm.first_sent?.getTime() ?? NaN) - firstHandover) / 1000, 2),
+    sent: tm.sent,
+    failed: tm.failed,
+    mxAccepted: stack.mx.acceptedCount() - mx0,
+    histories: {
+      deliveryRuns,
+      deliveryMaxEvents: Math.max(...deliveryRuns.map((r) => r.events ?? 0)),
+      batches,
+      batchMaxEvents: Math.max(...batches.map((b) => b.events ?? 0)),
+      recipientEvents,
+      recipientEventTypes: recipientHistory?.byType ?? null,
+    },
+    postgres: {
+      rowsWritten: pgd.rowsWritten,
+      rowsPerSecond: Math.round(pgd.rowsWritten / wallSeconds),
+      rowsPerRecipient: round(pgd.rowsWritten / Math.max(final, 1), 1),
+      commitsPerRecipient: round(pgd.commits / Math.max(final, 1), 1),
+      tables: pgd.tables,
+    },
+    cpu: {
+      seconds: { ...cpu },
+      msPerRecipient: { benchProcess: perRecipient(cpu.benchProcess), temporalServer: perRecipient(cpu.temporalServer), postgres: perRecipient(cpu.postgres) },
+      coresBusy: round((cpu.benchProcess + cpu.temporalServer + cpu.postgres) / wallSeconds, 2),
+    },
+    hotPath,
+    samples,
+  };
+  log(
+    `fan-out ${n}: started ${result.startedPerSecond}/s, completed ${result.completedPerSecond}/s (steady ${result.steadyCompletedPerSecond}/s); ` +
+      `histories: delivery max ${result.histories.deliveryMaxEvents} events over ${deliveryRuns.length} run(s), batch max ${result.histories.batchMaxEvents}, recipient ${recipientEvents}`,
+  );
+  return result;
+}

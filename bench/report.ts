@@ -1,0 +1,110 @@
+/** The end-of-run table: the same figures as the JSON, for a person. */
+import type { AnalysisBenchResult } from './analysis-bench';
+import type { FanoutResult } from './fanout-bench';
+import type { ExperimentResult } from './analysis-experiments';
+import type { WorkerTuning } from './stack';
+
+interface Results {
+  machine: { source?: { commit: string; changedFiles: number }; cpu: string; cores: number; ramGiB: number; node: string; date: string; loadAverageAtStart: number[]; loadAverageAtEnd?: number[]; temporalCli?: string };
+  upload?: { rows: number; seconds: number; rowsPerSecond: number; megabytes: number };
+  analysis?: AnalysisBenchResult;
+  analysisExperiments?: ExperimentResult[];
+  tuning?: { worker: WorkerTuning; recipients: number; completedPerSecond: number; startedPerSecond: number; coresBusy: number; cpuMsPerRecipient: Record<string, number> }[];
+  directStart?: { childBatches: { completedPerSecond: number; cpuMsPerRecipient: Record<string, number>; coresBusy: number }; direct: { recipients: number; completedPerSecond: number; cpuMsPerRecipient: Record<string, number>; coresBusy: number } };
+  fanout?: FanoutResult;
+  totalSeconds?: number;
+}
+
+const round1 = (x: number) => Number(x.toFixed(2));
+const cpuLine = (c: Record<string, number>) => Object.entries(c).map(([k, v]) => `${k.replace('benchProcess', 'worker+bench').replace('temporalServer', 'temporal')} ${v}`).join(', ');
+const fmt = (x: number | null | undefined, unit = '') => (x === null || x === undefined || Number.isNaN(x) ? '–' : `${x.toLocaleString('en')}${unit}`);
+
+function table(rows: [string, string][]): string {
+  const w = Math.max(...rows.map(([k]) => k.length));
+  return rows.map(([k, v]) => (v === '' ? `\n${k}` : `  ${k.padEnd(w)}  ${v}`)).join('\n');
+}
+
+export function printReport(r: Results): void {
+  const m = r.machine;
+  const rows: [string, string][] = [
+    ['Machine', ''],
+    ['cpu', `${m.cpu} × ${m.cores} cores, ${m.ramGiB} GiB RAM`],
+    ['node / temporal', `${m.node} / ${m.temporalCli ?? ''}`.trim()],
+    ['date', m.date],
+    ['source', m.source ? `commit ${m.source.commit}${m.source.changedFiles ? ` + ${m.source.changedFiles} changed files` : ''}` : '?'],
+    ['load average start → end', `${m.loadAverageAtStart.join(' ')} → ${m.loadAverageAtEnd?.join(' ') ?? '?'}`],
+  ];
+  if (r.upload) {
+    rows.push(['CSV list upload', '']);
+    rows.push(['rows', fmt(r.upload.rows)], ['time', fmt(r.upload.seconds, ' s')], ['rate', fmt(r.upload.rowsPerSecond, ' rows/s')], ['size', fmt(r.upload.megabytes, ' MB')]);
+  }
+  const a = r.analysis;
+  if (a) {
+    const steps = (p: { steps: { step: string; seconds: number; rows: number | null; timedOut?: boolean }[] }) => {
+      for (const s of p.steps.filter((x) => x.step !== 'begin')) {
+        rows.push([`  ${s.step}`, `${fmt(s.seconds, ' s')}${s.timedOut ? ' TIMED OUT' : ''}${s.rows !== null ? ` (${fmt(s.rows)} rows)` : ''}`]);
+      }
+    };
+    rows.push([`Analysis of ${a.recipients.toLocaleString('en')} recipients (created → awaiting_confirmation; target < 60 s)`, '']);
+    for (const run of a.runs) {
+      const total = run.wallSeconds === null ? null : round1(run.wallSeconds + (run.analyzeSeconds ?? 0));
+      rows.push([
+        run.scenario,
+        run.timedOut
+          ? `NOT REACHED in ${run.timeoutSeconds} s: MISSED${run.stuckStatement ? ` (Postgres still in "${run.stuckStatement.step}" after ${run.stuckStatement.runningSeconds} s)` : ''}`
+          : `${fmt(total, ' s')}${run.analyzeSeconds !== undefined ? ` (ANALYZE ${run.analyzeSeconds} s + ${run.wallSeconds} s)` : ''}, activity ${fmt(run.activity?.runSeconds, ' s')}: ${run.withinTarget ? 'met' : 'MISSED'}${run.exclusionsMatch ? '' : ', EXCLUSIONS WRONG'}`,
+      ]);
+    }
+    rows.push(['create delivery (copy of the list)', `${fmt(a.runs[0]?.createSeconds, ' s')} (${fmt(a.runs[0]?.createRowsPerSecond, ' rows/s')})`]);
+    rows.push([`analysePopulation direct, statistics as they were`, `${fmt(a.profile.dbOnly.seconds, ' s')}${a.profile.dbOnly.timedOut ? ' (TIMED OUT)' : ''}`]);
+    steps(a.profile.dbOnly);
+    rows.push([`analysePopulation direct, after ANALYZE (${a.profile.analyzeSeconds} s)`, `${fmt(a.profile.dbOnlyAfterAnalyze.seconds, ' s')}${a.profile.dbOnlyAfterAnalyze.timedOut ? ' (TIMED OUT)' : ''}`]);
+    steps(a.profile.dbOnlyAfterAnalyze);
+    rows.push(
+      ['exclusions (generated)', Object.entries(a.expectedExclusions).map(([k, v]) => `${k} ${v}`).join(', ')],
+      ['KPI query (per page while sending)', fmt(a.kpiQuerySeconds, ' s')],
+      ['cancel → cancelled', a.cancel ? `${fmt(a.cancel.seconds, ' s')} (${fmt(a.cancel.rowsCancelled)} recipients)` : '–'],
+      ['table sizes', Object.entries(a.tableSizesMb).map(([k, v]) => `${k} ${v} MB`).join(', ')],
+    );
+  }
+  if (r.analysisExperiments) {
+    rows.push(['Analysis experiments (fresh copy each, statistics from before the copy)', '']);
+    for (const e of r.analysisExperiments) {
+      const dup = e.steps.find((s) => s.step === 'exclude duplicate');
+      rows.push([e.variant, `${e.timedOut ? 'TIMED OUT after ' : ''}${fmt(e.analysisSeconds, ' s')} (duplicate step ${dup ? fmt(dup.seconds, ' s') : '–'}; copy ${fmt(e.copySeconds, ' s')})`]);
+    }
+  }
+  if (r.tuning) {
+    rows.push(['Worker tuning (activities × workflow tasks)', '']);
+    for (const t of r.tuning) rows.push([`${t.worker.maxConcurrentActivities} × ${t.worker.maxConcurrentWorkflowTasks} (${t.recipients})`, `completed ${fmt(t.completedPerSecond, '/s')}, started ${fmt(t.startedPerSecond, '/s')}, ${t.coresBusy} cores busy, CPU ms/recipient ${cpuLine(t.cpuMsPerRecipient)}`]);
+  }
+  if (r.directStart) {
+    const d = r.directStart;
+    rows.push([`Hand-over without child workflows (${d.direct.recipients} recipients each)`, '']);
+    rows.push(['child batches (product)', `completed ${fmt(d.childBatches.completedPerSecond, '/s')}, CPU ms/recipient ${cpuLine(d.childBatches.cpuMsPerRecipient)}, ${d.childBatches.coresBusy} cores busy`]);
+    rows.push(['client starts (experiment)', `completed ${fmt(d.direct.completedPerSecond, '/s')}, CPU ms/recipient ${cpuLine(d.direct.cpuMsPerRecipient)}, ${d.direct.coresBusy} cores busy`]);
+  }
+  const f = r.fanout;
+  if (f) {
+    rows.push([`Fan-out of ${f.recipients.toLocaleString('en')} recipients (worker ${f.worker.maxConcurrentActivities} × ${f.worker.maxConcurrentWorkflowTasks})`, '']);
+    rows.push(
+      ['completed', f.completed ? 'yes' : 'NO (time limit)'],
+      ['created → sending', fmt(f.secondsToSending, ' s')],
+      ['all recipient workflows started', `${fmt(f.startSeconds, ' s')} → ${fmt(f.startedPerSecond, ' started/s')}`],
+      ['all recipients final', `${fmt(f.completeSeconds, ' s')} → ${fmt(f.completedPerSecond, ' completed/s')}`],
+      ['steady state (10% → 90% final)', fmt(f.steadyCompletedPerSecond, ' completed/s')],
+      ['in flight (handed over, not final)', f.inFlight ? `max ${fmt(f.inFlight.max)}, mean ${fmt(f.inFlight.mean)} (window 2,000)` : '–'],
+      ['first message accepted after', fmt(f.firstMessageSeconds, ' s')],
+      ['sent / failed / MX accepted', `${fmt(f.sent)} / ${fmt(f.failed)} / ${fmt(f.mxAccepted)}`],
+      ['delivery history (max per run)', `${fmt(f.histories.deliveryMaxEvents)} events, ${f.histories.deliveryRuns.length} run(s)`],
+      ['batch history (max of sampled)', `${fmt(f.histories.batchMaxEvents)} events`],
+      ['recipient history', `${fmt(f.histories.recipientEvents)} events`],
+      ['Postgres rows written', `${fmt(f.postgres.rowsWritten)} (${fmt(f.postgres.rowsPerSecond, ' rows/s')}, ${f.postgres.rowsPerRecipient}/recipient, ${f.postgres.commitsPerRecipient} commits/recipient)`],
+      ['CPU ms per recipient', Object.entries(f.cpu.msPerRecipient).map(([k, v]) => `${k} ${v}`).join(', ')],
+      ['cores busy (of the machine)', fmt(f.cpu.coresBusy)],
+      ...Object.entries(f.hotPath ?? {}).map(([k, v]): [string, string] => [`  ${k}`, `${v.wallMs} ms wall, ${v.cpuMs} ms CPU per call`]),
+    );
+  }
+  if (r.totalSeconds !== undefined) rows.push(['Total', ''], ['bench run', fmt(r.totalSeconds, ' s')]);
+  console.log(`\n${'='.repeat(100)}\n${table(rows)}\n${'='.repeat(100)}`);
+}
