@@ -7,6 +7,9 @@ import { createDeliverySchema } from '../api/delivery-input';
 import { sampleDelivery } from './sample-delivery';
 import type { DeliveryKpis } from '../domain/efs-status';
 
+/** Set by Ctrl-C / SIGTERM: from then on the shutdown owns the process. */
+let stopping = false;
+
 async function main() {
   // The worker's own INFO lines (bundle, state changes) would scroll the progress bar away.
   Runtime.install({ logger: new DefaultLogger('WARN') });
@@ -14,7 +17,6 @@ async function main() {
   const settings = parseSettings({ RETRY_TIME_SCALE: '0.002', ...process.env });
   const t0 = Date.now();
   const stack = await startEmbeddedStack(settings, (m) => console.log(`· ${m}`));
-  let stopping = false;
   const shutdown = async (signal: string) => {
     if (stopping) return;
     stopping = true;
@@ -45,13 +47,18 @@ async function main() {
   let kpis: DeliveryKpis | null = null;
   let phase = '';
   for (;;) {
-    const view = await stack.service.workflowView(created.id);
+    // Ctrl-C during the sample: the shutdown owns the process from here.
+    if (stopping) return;
+    const view = await stack.service.workflowView(created.id).catch(() => null);
+    if (stopping) return;
     kpis = view?.kpis ?? (await stack.service.log.kpis(created.id));
     phase = view?.phase ?? 'unknown';
-    if (!started && kpis.toDeliver > 0) {
+    // "To deliver" is only final once analysis has excluded what it excludes.
+    if (phase !== 'analysing' && !started && kpis.toDeliver > 0) {
       bar.start(kpis.toDeliver, 0, { sent: 0, failed: 0, retrying: 0, phase });
       started = true;
     }
+    if (started) bar.setTotal(kpis.toDeliver);
     if (started) bar.update(kpis.sent + kpis.failed, { sent: kpis.sent, failed: kpis.failed, retrying: kpis.takenIntoAccount, phase });
     if (phase === 'completed' || phase === 'cancelled' || phase === 'analysis_failed') break;
     await new Promise((r) => setTimeout(r, 500));
@@ -80,6 +87,7 @@ async function main() {
 }
 
 main().catch((e) => {
+  if (stopping) return; // a request cut short by the shutdown
   console.error(e instanceof Error ? e.message : e);
   process.exit(1);
 });
