@@ -85,6 +85,7 @@ function stepName(sql: string): string {
   const s = sql.replace(/\s+/g, ' ').trim();
   const reason = /exclusion_reason = '(\w+)'/.exec(s);
   if (/^(BEGIN|COMMIT|ROLLBACK)/i.test(s)) return s.split(' ')[0].toLowerCase();
+  if (/^(SET|ANALYZE)/i.test(s)) return s;
   if (/^UPDATE/i.test(s) && /SET status = 'pending'/.test(s)) return 'reset earlier exclusions';
   if (/^UPDATE/i.test(s) && reason) return `exclude ${reason[1]}`;
   if (/GROUP BY exclusion_reason/.test(s)) return 'count by exclusion reason';
@@ -117,7 +118,8 @@ function instrumentedPool(pool: Pool, steps: StepTiming[], o: InstrumentOptions)
         }
         return async (text: string, params?: unknown[]) => {
           const step = stepName(text);
-          const isData = !/^(begin|commit|rollback)$/.test(step);
+          // Only data statements can run under EXPLAIN (not BEGIN/COMMIT, SET, ANALYZE).
+          const isData = /^\s*(UPDATE|SELECT|INSERT|DELETE|WITH)\b/i.test(text);
           const sql = o.replace?.[step] ?? text;
           const t0 = performance.now();
           try {

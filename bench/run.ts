@@ -3,7 +3,7 @@
  * isolated stack (own Temporal dev server on a file DB, embedded Postgres, sandbox MX, worker) in a temp dir.
  *
  *   npm run bench                                   # 1,000,000-recipient analysis, 20,000-recipient fan-out
- *   npm run bench -- --fanout-recipients 100000     # the full fan-out (about half an hour or more on 2 cores)
+ *   npm run bench -- --fanout-recipients 100000     # the full fan-out (more than an hour on 2 cores)
  *   npm run bench -- --only fanout --fanout-recipients 5000
  *   npm run bench -- --only fanout --tune 100x40,50x10,20x4 --tune-recipients 3000
  *   npm run bench -- --only analysis --explain      # adds EXPLAIN (ANALYZE, BUFFERS) of every analysis statement
