@@ -1,55 +1,27 @@
-/** Activities of the delivery workflow: state, handing pages of recipients over, KPIs, cancellation. */
+/** Activities of the delivery workflow: its phase in the delivery table, handing pages of recipients over, KPIs, cancellation. */
+import { Context } from '@temporalio/activity';
 import type { ActivityDependencies } from './dependencies';
-import type { DeliveryState } from '../db/delivery-store';
-import type { DeliveryKpis } from '../domain/efs-status';
-import type { LocalSendTime } from '../domain/delivery-options';
-import type { WaveSpec } from '../domain/wave-plan';
+import type { DeliveryActivities } from '../workflows/contract';
 import { isValidTimeZone, nextLocalTime } from '../domain/local-send-time';
 
-/** A recipient handed to the sending stage: what its workflow needs, never its address. */
-export interface HandedOverRecipient {
-  recipientId: number;
-  domain: string;
-  /** Epoch ms before which the message must not be sent (local-time sending), or null. */
-  sendAtMs: number | null;
-}
+/** Recipients cancelled per statement: about a second each on this machine, so a heartbeat goes out between them. */
+const CANCEL_CHUNK = 50_000;
 
-/** Draft edits before confirmation (already validated by the API). */
-export interface DraftChanges {
-  name?: string;
-  subject?: string;
-  html?: string | null;
-  text?: string | null;
-  validitySeconds?: number;
-  waves?: WaveSpec;
-  localSendTime?: LocalSendTime | null;
-}
-
-export function createDeliveryActivities(deps: ActivityDependencies) {
+export function createDeliveryActivities(deps: ActivityDependencies): Omit<DeliveryActivities, 'analyseDelivery'> {
   return {
-    /** Applies draft edits; the workflow only calls it while the delivery is not confirmed yet. */
-    async updateDeliveryDraft(input: { deliveryId: string; changes: DraftChanges }): Promise<void> {
-      await deps.store.updateDraft(input.deliveryId, input.changes);
+    async updateDeliveryDraft(input) {
+      await deps.deliveries.updateDraft(input.deliveryId, input.changes);
     },
 
-    async setContactDate(input: { deliveryId: string; contactDateMs: number | null }): Promise<void> {
-      await deps.store.setContactDate(input.deliveryId, input.contactDateMs === null ? null : new Date(input.contactDateMs));
+    async setContactDate(input) {
+      await deps.deliveries.setContactDate(input.deliveryId, input.contactDateMs === null ? null : new Date(input.contactDateMs));
     },
 
-    async setDeliveryState(deliveryId: string, state: DeliveryState): Promise<void> {
-      await deps.store.setState(deliveryId, state);
+    async setDeliveryPhase(input) {
+      await deps.deliveries.setState(input.deliveryId, input.phase);
     },
 
-    /** Hands the next page of recipients to the sending stage; returns their ids and domains (never addresses). */
-    async claimRecipientPage(input: {
-      deliveryId: string;
-      afterRecipientId: number;
-      limit: number;
-      wave: number;
-      /** Local-time sending: each message waits for this wall time in its recipient's zone, not before notBeforeMs. */
-      localSendTime?: LocalSendTime;
-      notBeforeMs: number;
-    }): Promise<HandedOverRecipient[]> {
+    async claimRecipientPage(input) {
       const page = await deps.log.claimPage(input.deliveryId, input.afterRecipientId, input.limit, input.wave, input.localSendTime?.timeZoneField ?? null);
       const lst = input.localSendTime;
       if (!lst) return page.map((r) => ({ recipientId: r.recipientId, domain: r.domain, sendAtMs: null }));
@@ -61,12 +33,20 @@ export function createDeliveryActivities(deps: ActivityDependencies) {
       return handed;
     },
 
-    async readDeliveryKpis(deliveryId: string): Promise<DeliveryKpis> {
-      return deps.log.kpis(deliveryId);
+    async readDeliveryKpis(input) {
+      return deps.log.kpis(input.deliveryId);
     },
 
-    async cancelPendingRecipients(deliveryId: string): Promise<number> {
-      return deps.log.cancelPending(deliveryId);
+    // A regular activity, not a local one: a million pending rows take tens of seconds, far past a workflow task.
+    // Each chunk commits on its own, so a retry after a crash goes on where the last one stopped.
+    async cancelPendingRecipients(input) {
+      let total = 0;
+      for (;;) {
+        const n = await deps.log.cancelPending(input.deliveryId, CANCEL_CHUNK);
+        total += n;
+        if (n < CANCEL_CHUNK) return total;
+        Context.current().heartbeat(total);
+      }
     },
   };
 }

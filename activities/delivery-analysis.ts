@@ -1,47 +1,25 @@
 /** The analysis activity: exclusions, content checks, counts, wave plan and validity, stored as the delivery's report. */
-import type { ActivityDependencies } from './dependencies';
-import { analysePopulation, sampleRecipients, timeZoneValues } from '../db/delivery-analysis';
+import { publicUrl, type ActivityDependencies } from './dependencies';
+import type { AnalysisSummary, DeliveryActivities } from '../workflows/contract';
 import { hasBlockingErrors, type AnalysisFinding, type AnalysisReport } from '../domain/analysis-report';
 import { compileMessage, type CompiledMessage } from '../domain/message-template';
 import { MAX_RETRY_WINDOW_MS } from '../domain/retry-schedule';
-import { calendarShortfall, planWaves, type PlannedWave } from '../domain/wave-plan';
+import { calendarShortfall, planWaves } from '../domain/wave-plan';
 import { DEFAULT_DELIVERY_OPTIONS, type DeliveryOptions } from '../domain/delivery-options';
 import { isValidTimeZone } from '../domain/local-send-time';
-import { buildMessage, stableMessageId } from '../mail/message-builder';
+import { buildMessage, stableMessageId } from '../mail/mime/message-builder';
+import { encodedHtmlPartSize } from '../mail/mime/html-part-size';
+import { oneClickUnsubscribeUrl } from '../mail/list-unsubscribe/one-click';
 
 /** Big webmails (Gmail) clip HTML messages above about 102 KB. */
 export const CLIP_SIZE_BYTES = 102 * 1024;
 const SAMPLE_SIZE = 20;
 
-export interface AnalysisSummary {
-  targeted: number;
-  toDeliver: number;
-  excluded: number;
-  exclusions: AnalysisReport['exclusions'];
-  findings: AnalysisFinding[];
-  confirmable: boolean;
-  /** What the workflow needs to run the waves (re-read on every analysis, so edits take effect). */
-  options: DeliveryOptions;
-  ratePerSecond: number;
-  wavePlan: PlannedWave[];
-  validitySeconds: number;
-}
-
-/** Size of the encoded text/html part of a built message (its bytes between the part headers and the next boundary). */
-function htmlPartSize(raw: Buffer): number {
-  const text = raw.toString('latin1');
-  const start = text.search(/Content-Type: text\/html/i);
-  if (start < 0) return 0;
-  const bodyStart = text.indexOf('\r\n\r\n', start);
-  const end = text.indexOf('\r\n--', bodyStart);
-  return (end < 0 ? text.length : end) - bodyStart;
-}
-
-export function createAnalysisActivities(deps: ActivityDependencies) {
+export function createAnalysisActivities(deps: ActivityDependencies): Pick<DeliveryActivities, 'analyseDelivery'> {
   return {
     /** Runs exclusions and checks, stores the full report on the delivery, returns its summary. */
     async analyseDelivery(input: { deliveryId: string; plannedStartMs: number }): Promise<AnalysisSummary> {
-      const delivery = await deps.store.get(input.deliveryId);
+      const delivery = await deps.deliveries.get(input.deliveryId);
       if (!delivery) throw new Error(`delivery ${input.deliveryId} does not exist`);
       const options: DeliveryOptions = { ...DEFAULT_DELIVERY_OPTIONS, ...(delivery.options as Partial<DeliveryOptions>) };
       const findings: AnalysisFinding[] = [];
@@ -59,14 +37,14 @@ export function createAnalysisActivities(deps: ActivityDependencies) {
       }
       const keys = await deps.keys.signingKeys(delivery.fromDomain);
       if (keys.length === 0) add('error', 'NO_DKIM_KEY', `No active DKIM key for the From domain ${delivery.fromDomain}: messages would be unsigned.`);
-      const unsubscribeBase = deps.settings.PUBLIC_URL ?? `http://127.0.0.1:${deps.settings.API_PORT}`;
+      const unsubscribeBase = publicUrl(deps.settings);
       if (!/^https:\/\//.test(unsubscribeBase)) {
         add('warning', 'UNSUBSCRIBE_NOT_PUBLIC', `The one-click List-Unsubscribe URL (${unsubscribeBase}) is not public HTTPS: Gmail and Yahoo require working one-click unsubscribe for bulk mail. Set PUBLIC_URL.`);
       }
 
       // --- population ---
       const requiredFields = (compiled?.fields ?? []).filter((f) => f !== 'email');
-      const population = await analysePopulation(deps.pool, input.deliveryId, requiredFields);
+      const population = await deps.analysis.analysePopulation(input.deliveryId, requiredFields);
       const excluded = Object.values(population.exclusions).reduce((a, b) => a + (b ?? 0), 0);
       const toDeliver = population.targeted - excluded;
       if (toDeliver === 0) add('error', 'NOTHING_TO_DELIVER', 'Every targeted address was excluded: there is nothing to deliver.');
@@ -77,23 +55,24 @@ export function createAnalysisActivities(deps: ActivityDependencies) {
       // --- sample render and size ---
       if (compiled) {
         let largest = 0;
-        for (const r of await sampleRecipients(deps.pool, input.deliveryId, SAMPLE_SIZE)) {
+        for (const r of await deps.analysis.sampleRecipients(input.deliveryId, SAMPLE_SIZE)) {
           try {
             const content = compiled.render({ ...r.fields, email: r.address });
             const raw = await buildMessage(content, {
               from: { address: delivery.fromAddress, name: delivery.fromName },
               to: r.address,
               replyTo: delivery.replyTo,
-              messageId: stableMessageId(delivery.id, r.recipient_id, delivery.fromDomain),
+              messageId: stableMessageId(delivery.id, r.recipientId, delivery.fromDomain),
               date: new Date(),
-              listUnsubscribeUrl: `${unsubscribeBase}/u/${delivery.id}/${r.recipient_id}/x`,
+              // A placeholder token: only the size matters here.
+              listUnsubscribeUrl: oneClickUnsubscribeUrl(unsubscribeBase, delivery.id, r.recipientId, 'x'),
               listUnsubscribeMailto: null,
               feedbackId: 'analysis',
             });
             // Gmail clips on the size of the HTML it receives (encoded); text-only messages are not clipped.
-            if (content.html !== null) largest = Math.max(largest, htmlPartSize(raw));
+            if (content.html !== null) largest = Math.max(largest, encodedHtmlPartSize(raw));
           } catch (e) {
-            add('error', 'TEMPLATE_RENDER_FAILED', `The message does not render for recipient ${r.recipient_id}: ${(e as Error).message}`);
+            add('error', 'TEMPLATE_RENDER_FAILED', `The message does not render for recipient ${r.recipientId}: ${(e as Error).message}`);
             break;
           }
         }
@@ -104,7 +83,7 @@ export function createAnalysisActivities(deps: ActivityDependencies) {
 
       // --- time zones ---
       if (options.localSendTime) {
-        const zones = await timeZoneValues(deps.pool, input.deliveryId, options.localSendTime.timeZoneField);
+        const zones = await deps.analysis.timeZoneValues(input.deliveryId, options.localSendTime.timeZoneField);
         const fallback = zones.filter((z) => !z.zone || !isValidTimeZone(z.zone)).reduce((a, z) => a + z.count, 0);
         if (fallback > 0) {
           add('warning', 'TIME_ZONE_DEFAULTED', `${fallback} recipients have no valid time zone in "${options.localSendTime.timeZoneField}" and will be sent at ${options.localSendTime.time} ${options.localSendTime.defaultTimeZone}.`);
@@ -142,7 +121,7 @@ export function createAnalysisActivities(deps: ActivityDependencies) {
         estimatedRatePerSecond: rate,
         requiredFields,
       };
-      await deps.pool.query('UPDATE deliveries SET analysis = $2 WHERE id = $1', [input.deliveryId, JSON.stringify(report)]);
+      await deps.deliveries.saveAnalysis(input.deliveryId, report);
       return {
         targeted: report.targeted,
         toDeliver,

@@ -1,4 +1,5 @@
-/** All activities of the worker, built from injected dependencies. Workflows import only the type. */
+/** All activities of the worker, built from injected dependencies; checked against the contract the workflows call. */
+import type { Activities } from '../workflows/contract';
 import type { ActivityDependencies } from './dependencies';
 import { createDeliveryActivities } from './delivery-activities';
 import { createSendingActivities } from './sending-activities';
@@ -6,11 +7,6 @@ import { createAnalysisActivities } from './delivery-analysis';
 import { createProofActivities } from './proof-activities';
 import { createRecurringActivities } from './recurring-activities';
 
-export function createActivities(deps: ActivityDependencies) {
+export function createActivities(deps: ActivityDependencies): Activities {
   return { ...createAnalysisActivities(deps), ...createDeliveryActivities(deps), ...createSendingActivities(deps), ...createProofActivities(deps), ...createRecurringActivities(deps) };
 }
-
-export type Activities = ReturnType<typeof createActivities>;
-export type { SendOutcome, SendInput } from './sending-activities';
-export type { AnalysisSummary } from './delivery-analysis';
-export type { HandedOverRecipient } from './delivery-activities';

@@ -2,43 +2,30 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import { ZodError } from 'zod';
 import type { ActivityDependencies } from './dependencies';
-import { DeliveryTemplateStore, type RecurringMarker } from '../db/delivery-templates';
-import { RecipientListStore } from '../db/recipient-lists';
+import type { RecurringMarker } from '../db/delivery-templates';
 import { recurringTemplateSchema } from '../api/recurring-input';
-import type { DeliveryOptions } from '../domain/delivery-options';
 import type { WaveSpec } from '../domain/wave-plan';
-
-export interface CreateFromTemplateInput {
-  templateId: string;
-  /** The run's workflow ID: one delivery per run key, however often the activity is retried. */
-  runKey: string;
-  /** When the run started (epoch ms), shown in the delivery's name. */
-  runAtMs: number;
-}
-
-export interface CreatedFromTemplate {
-  deliveryId: string;
-  validitySeconds: number;
-  recipients: number;
-  kpiRefreshMs: number;
-  /** False when an earlier attempt of this run had already created the delivery. */
-  created: boolean;
-}
+import { createDelivery, ListNotFoundError, workflowInputFor } from '../deliveries/create-delivery';
+import type { CreatedFromTemplate, RecurringActivities } from '../workflows/contract';
 
 const UNIQUE_VIOLATION = '23505';
 
-export function createRecurringActivities(deps: ActivityDependencies) {
-  const templates = new DeliveryTemplateStore(deps.pool);
-  const lists = new RecipientListStore(deps.pool);
-  const kpiRefreshMs = deps.settings.KPI_REFRESH_SECONDS * 1000;
+export function createRecurringActivities(deps: ActivityDependencies): RecurringActivities {
+  // Runs are auto-confirmed and have no contact date: each starts sending as soon as its analysis passes.
+  const found = (d: { id: string; validitySeconds: number; recipientCount: number }): CreatedFromTemplate => ({
+    deliveryId: d.id,
+    recipients: d.recipientCount,
+    workflowInput: workflowInputFor(deps.settings, { id: d.id, autoConfirm: true, contactDate: null, validitySeconds: d.validitySeconds }),
+    created: false,
+  });
 
   return {
-    async createDeliveryFromTemplate(input: CreateFromTemplateInput): Promise<CreatedFromTemplate> {
+    async createDeliveryFromTemplate(input) {
       // A retry after the first attempt committed (timeout, worker crash) finds that delivery instead of making another.
-      const existing = await templates.deliveryOfRun(input.runKey);
-      if (existing) return { deliveryId: existing.id, validitySeconds: existing.validitySeconds, recipients: existing.recipientCount, kpiRefreshMs, created: false };
+      const existing = await deps.templates.deliveryOfRun(input.runKey);
+      if (existing) return found(existing);
 
-      const template = await templates.get(input.templateId);
+      const template = await deps.templates.get(input.templateId);
       if (!template) throw ApplicationFailure.nonRetryable(`delivery template ${input.templateId} no longer exists`, 'TemplateNotFound');
       let t;
       try {
@@ -50,19 +37,10 @@ export function createRecurringActivities(deps: ActivityDependencies) {
         }
         throw e;
       }
-      if (!(await lists.get(t.listId!))) throw ApplicationFailure.nonRetryable(`list ${t.listId} of template ${input.templateId} no longer exists`, 'ListNotFound');
-
-      const fromDomain = t.from.address.slice(t.from.address.lastIndexOf('@') + 1).toLowerCase();
-      await deps.keys.ensureKey(fromDomain, deps.settings.DKIM_SELECTOR, 'rsa-sha256');
-
       const recurring: RecurringMarker = { templateId: input.templateId, runKey: input.runKey };
-      const options: DeliveryOptions & { recurring: RecurringMarker } = {
-        waves: t.waves as WaveSpec,
-        ...(t.localSendTime ? { localSendTime: t.localSendTime } : {}),
-        recurring,
-      };
       try {
-        const created = await deps.store.create(
+        const created = await createDelivery(
+          { stores: deps, settings: deps.settings },
           {
             name: `${t.name} (${new Date(input.runAtMs).toISOString().slice(0, 16).replace('T', ' ')} UTC)`,
             from: { address: t.from.address, name: t.from.name },
@@ -72,16 +50,17 @@ export function createRecurringActivities(deps: ActivityDependencies) {
             text: t.text,
             validitySeconds: t.validity,
             autoConfirm: true,
-            options: options as unknown as Record<string, unknown>,
+            options: { waves: t.waves as WaveSpec, ...(t.localSendTime ? { localSendTime: t.localSendTime } : {}), recurring },
+            audience: { listId: t.listId! },
           },
-          { listId: t.listId! },
         );
-        return { deliveryId: created.id, validitySeconds: t.validity, recipients: created.recipientCount, kpiRefreshMs, created: true };
+        return { deliveryId: created.id, recipients: created.recipientCount, workflowInput: created.workflowInput, created: true };
       } catch (e) {
+        if (e instanceof ListNotFoundError) throw ApplicationFailure.nonRetryable(`list ${t.listId} of template ${input.templateId} no longer exists`, 'ListNotFound');
         // Two attempts of one run raced (the first timed out but still committed): the unique run key kept one delivery.
         if ((e as { code?: string }).code === UNIQUE_VIOLATION) {
-          const winner = await templates.deliveryOfRun(input.runKey);
-          if (winner) return { deliveryId: winner.id, validitySeconds: winner.validitySeconds, recipients: winner.recipientCount, kpiRefreshMs, created: false };
+          const winner = await deps.templates.deliveryOfRun(input.runKey);
+          if (winner) return found(winner);
         }
         throw e;
       }

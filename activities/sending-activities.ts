@@ -1,50 +1,17 @@
 /** Activities of the recipient workflow: DKIM-sign the rebuilt message, send it, and record what happened. */
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { ActivityDependencies } from './dependencies';
-import type { SigningKey } from '../db/dkim-key-store';
-import { signMessage, DkimSigningError } from '../mail/dkim-signer';
-import { transitionAfterAttempt, type EfsStatus } from '../domain/efs-status';
-import type { FailureReason, FailureType, RetryClass } from '../domain/failure';
-import type { SmtpReply } from '../domain/smtp-reply';
+import type { SigningKey } from '../mail/dkim/keys';
+import { signMessage, DkimSigningError } from '../mail/dkim/signer';
+import { transitionAfterAttempt, type AttemptOutcome } from '../domain/efs-status';
+import type { DeliveryPhase } from '../domain/delivery-lifecycle';
+import { quarantineEffect } from '../domain/quarantine-policy';
 import { nextRetryAt } from '../domain/retry-schedule';
-import type { AttemptOutcome } from '../db/delivery-log';
-
-export interface SendInput {
-  deliveryId: string;
-  recipientId: number;
-  /** 1 for the first attempt; the same number on every activity retry of that attempt. */
-  attempt: number;
-  /** DKIM-Signature header block from signRecipientMessage. */
-  dkimSignature: string;
-  retryWindowEndsAt: number;
-  /**
-   * The workflow's clock when it scheduled this attempt (epoch ms). Retry times are computed on the workflow's
-   * clock, which is the one its timers and the retry window use (and the one a time-skipping test server moves).
-   */
-  workflowNowMs: number;
-}
-
-/** What an attempt did: small, so it can sit in the workflow history. */
-export interface SendOutcome {
-  attempt: number;
-  /** deferred: nothing was sent (delivery paused before a first attempt, or the receiving site is backed off). */
-  outcome: AttemptOutcome | 'deferred';
-  status: EfsStatus;
-  failureType: FailureType | null;
-  failureReason: FailureReason | null;
-  retryClass: RetryClass | null;
-  reply: SmtpReply;
-  /** Epoch ms of the next retry (soft bounces inside the retry window), else null. */
-  nextRetryAt: number | null;
-  /** The same as a delay from the moment the outcome was recorded, for the workflow's durable timer. */
-  retryInMs: number | null;
-  /** True when this result was read back from the log instead of sent now (activity retry after a crash). */
-  replayed: boolean;
-}
+import type { RecipientActivities, SendInput, SendOutcome } from '../workflows/contract';
 
 const KEY_CACHE_MS = 60_000;
 // A pause must take effect within about a second on every worker, without a query per message.
-const STATE_CACHE_MS = 1_000;
+const PHASE_CACHE_MS = 1_000;
 const PAUSED_RECHECK_MS = 5_000;
 /** Well under the send activity's heartbeat timeout (30 s); the SDK throttles what actually reaches the server. */
 const HEARTBEAT_EVERY_MS = 5_000;
@@ -88,7 +55,7 @@ function deferred(why: string, inMs: number): SendOutcome {
   };
 }
 
-export function createSendingActivities(deps: ActivityDependencies) {
+export function createSendingActivities(deps: ActivityDependencies): RecipientActivities {
   const keyCache = new Map<string, { at: number; keys: SigningKey[] }>();
   async function keysFor(domain: string): Promise<SigningKey[]> {
     const hit = keyCache.get(domain);
@@ -98,20 +65,19 @@ export function createSendingActivities(deps: ActivityDependencies) {
     return keys;
   }
 
-  const stateCache = new Map<string, { at: number; state: string }>();
-  async function deliveryState(deliveryId: string): Promise<string> {
-    const hit = stateCache.get(deliveryId);
-    if (hit && Date.now() - hit.at < STATE_CACHE_MS) return hit.state;
-    const r = await deps.pool.query<{ state: string }>('SELECT state FROM deliveries WHERE id = $1', [deliveryId]);
-    const state = r.rows[0]?.state ?? 'unknown';
-    if (stateCache.size > 1000) stateCache.clear();
-    stateCache.set(deliveryId, { at: Date.now(), state });
-    return state;
+  const phaseCache = new Map<string, { at: number; phase: DeliveryPhase | null }>();
+  async function deliveryPhase(deliveryId: string): Promise<DeliveryPhase | null> {
+    const hit = phaseCache.get(deliveryId);
+    if (hit && Date.now() - hit.at < PHASE_CACHE_MS) return hit.phase;
+    const phase = await deps.deliveries.phase(deliveryId);
+    if (phaseCache.size > 1000) phaseCache.clear();
+    phaseCache.set(deliveryId, { at: Date.now(), phase });
+    return phase;
   }
 
   return {
     /** Builds the recipient's message and returns only its DKIM signature; the body never enters the history. */
-    async signRecipientMessage(input: { deliveryId: string; recipientId: number }): Promise<{ dkimSignature: string; messageId: string }> {
+    async signRecipientMessage(input) {
       const msg = await deps.messages.build(input.deliveryId, input.recipientId);
       try {
         const dkimSignature = await signMessage(msg.raw, await keysFor(msg.fromDomain), new Date());
@@ -127,7 +93,7 @@ export function createSendingActivities(deps: ActivityDependencies) {
     async sendRecipientMessage(input: SendInput): Promise<SendOutcome> {
       const startedAt = Date.now();
       // Pause stops new messages, not retries already planned (their timers keep running and they are sent).
-      if (input.attempt === 1 && (await deliveryState(input.deliveryId)) === 'paused') return deferred('delivery paused', PAUSED_RECHECK_MS);
+      if (input.attempt === 1 && (await deliveryPhase(input.deliveryId)) === 'paused') return deferred('delivery paused', PAUSED_RECHECK_MS);
       const msg = await heartbeating(deps.messages.build(input.deliveryId, input.recipientId));
       // A site that throttled us is left alone until its back-off ends, by every worker; this is not an attempt.
       const backoff = await deps.siteBackoff.current(msg.domain);
@@ -179,6 +145,7 @@ export function createSendingActivities(deps: ActivityDependencies) {
         failureType: t.failureType,
         failureReason: t.failureReason,
         nextRetryAt: t.retry && retryAt ? new Date(retryAt) : null,
+        quarantine: quarantineEffect(t),
       }));
       return {
         attempt: input.attempt,

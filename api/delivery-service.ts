@@ -1,15 +1,15 @@
 /** Creating and controlling deliveries: the store and the workflow kept consistent (never a half-created delivery). */
 import type { Client } from '@temporalio/client';
-import { WorkflowFailedError, WorkflowUpdateFailedError, WorkflowNotFoundError } from '@temporalio/client';
-import type { UpdateDefinition } from '@temporalio/common';
-import type { Pool } from 'pg';
-import { DeliveryStore, type Audience } from '../db/delivery-store';
-import { RecipientListStore } from '../db/recipient-lists';
-import type { DeliveryOptions } from '../domain/delivery-options';
-import type { WaveSpec } from '../domain/wave-plan';
-import { DeliveryLog } from '../db/delivery-log';
-import type { DkimKeyStore } from '../db/dkim-key-store';
+import { WorkflowFailedError, WorkflowUpdateFailedError, WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
+import { randomUUID } from 'node:crypto';
+import type { Settings } from '../config/settings';
+import type { Stores } from '../db/stores';
+import type { DeliveryStore } from '../db/delivery-store';
+import type { DeliveryLog } from '../db/delivery-log';
+import type { RecipientListStore } from '../db/recipient-lists';
 import type { RecipientInput } from '../db/recipient-loader';
+import type { WaveSpec } from '../domain/wave-plan';
+import { createDelivery, ListNotFoundError } from '../deliveries/create-delivery';
 import {
   cancelUpdate,
   confirmUpdate,
@@ -19,29 +19,22 @@ import {
   pauseUpdate,
   rescheduleUpdate,
   resumeUpdate,
+  type DeliveryPhase,
   type DeliveryStateView,
-} from '../workflows/definitions';
-import type { DraftChanges } from '../activities/delivery-activities';
-import type { ProofResult } from '../activities/proof-activities';
-import { randomUUID } from 'node:crypto';
+  type DraftChanges,
+  type ProofResult,
+} from '../workflows/contract';
+import { deliveryWorkflow } from '../workflows/delivery-workflow';
+import { proofWorkflow } from '../workflows/proof-workflow';
 import { DeliveryIdAttribute } from '../workflows/search-attributes';
 import type { CreateDeliveryInput } from './delivery-input';
-
-/** A request that is well-formed but does not apply to the delivery in its current state. */
-export class ConflictError extends Error {
-  readonly status = 409;
-}
-export class NotFoundError extends Error {
-  readonly status = 404;
-}
+import { ConflictError, NotFoundError } from './http-errors';
 
 export interface DeliveryServiceOptions {
   client: Client;
-  pool: Pool;
-  keys: DkimKeyStore;
+  stores: Stores;
+  settings: Settings;
   taskQueue: string;
-  dkimSelector: string;
-  kpiRefreshMs: number;
 }
 
 export class DeliveryService {
@@ -50,47 +43,39 @@ export class DeliveryService {
   readonly lists: RecipientListStore;
 
   constructor(private readonly o: DeliveryServiceOptions) {
-    this.store = new DeliveryStore(o.pool);
-    this.log = new DeliveryLog(o.pool);
-    this.lists = new RecipientListStore(o.pool);
+    this.store = o.stores.deliveries;
+    this.log = o.stores.log;
+    this.lists = o.stores.lists;
   }
 
   async create(input: CreateDeliveryInput): Promise<{ id: string; recipientCount: number; workflowId: string }> {
-    if (input.listId && !(await this.lists.get(input.listId))) throw new NotFoundError(`list ${input.listId} does not exist`);
-    const audience: Audience = input.listId ? { listId: input.listId } : { recipients: input.recipients as RecipientInput[] };
-    const options: DeliveryOptions = { waves: input.waves as WaveSpec, ...(input.localSendTime ? { localSendTime: input.localSendTime } : {}) };
-    const fromDomain = input.from.address.slice(input.from.address.lastIndexOf('@') + 1).toLowerCase();
-    // First delivery of a From domain: its RSA-2048 key is generated now, so the DNS record can be published before sending.
-    await this.o.keys.ensureKey(fromDomain, this.o.dkimSelector, 'rsa-sha256');
-    const created = await this.store.create(
-      {
-        name: input.name,
-        from: { address: input.from.address, name: input.from.name },
-        replyTo: input.replyTo,
-        subject: input.subject,
-        html: input.html,
-        text: input.text,
-        validitySeconds: input.validity,
-        autoConfirm: input.autoConfirm,
-        contactDate: input.contactDate,
-        options: options as unknown as Record<string, unknown>,
-      },
-      audience,
-    );
-    const workflowId = deliveryWorkflowId(created.id);
+    let created;
     try {
-      await this.o.client.workflow.start('deliveryWorkflow', {
+      created = await createDelivery(
+        { stores: this.o.stores, settings: this.o.settings },
+        {
+          name: input.name,
+          from: { address: input.from.address, name: input.from.name },
+          replyTo: input.replyTo,
+          subject: input.subject,
+          html: input.html,
+          text: input.text,
+          validitySeconds: input.validity,
+          autoConfirm: input.autoConfirm,
+          contactDate: input.contactDate,
+          options: { waves: input.waves as WaveSpec, ...(input.localSendTime ? { localSendTime: input.localSendTime } : {}) },
+          audience: input.listId ? { listId: input.listId } : { recipients: input.recipients as RecipientInput[] },
+        },
+      );
+    } catch (e) {
+      if (e instanceof ListNotFoundError) throw new NotFoundError(e.message);
+      throw e;
+    }
+    try {
+      await this.o.client.workflow.start(deliveryWorkflow, {
         taskQueue: this.o.taskQueue,
-        workflowId,
-        args: [
-          {
-            deliveryId: created.id,
-            autoConfirm: input.autoConfirm,
-            contactDateMs: input.contactDate?.getTime(),
-            validitySeconds: input.validity,
-            kpiRefreshMs: this.o.kpiRefreshMs,
-          },
-        ],
+        workflowId: created.workflowId,
+        args: [created.workflowInput],
         typedSearchAttributes: [{ key: DeliveryIdAttribute, value: created.id }],
       });
     } catch (e) {
@@ -98,11 +83,11 @@ export class DeliveryService {
       await this.store.delete(created.id);
       throw e;
     }
-    return { ...created, workflowId };
+    return { id: created.id, recipientCount: created.recipientCount, workflowId: created.workflowId };
   }
 
-  private handle(id: string) {
-    return this.o.client.workflow.getHandle(deliveryWorkflowId(id));
+  private handle(id: string): WorkflowHandle<typeof deliveryWorkflow> {
+    return this.o.client.workflow.getHandle<typeof deliveryWorkflow>(deliveryWorkflowId(id));
   }
 
   /** The workflow's view (state, analysis, KPIs); null when the workflow cannot be reached. */
@@ -116,10 +101,10 @@ export class DeliveryService {
   }
 
   /** Runs a workflow update; a refusal by its validator becomes a 409 carrying the workflow's reason. */
-  private async update<Ret, Args extends unknown[]>(id: string, verb: string, def: UpdateDefinition<Ret, Args>, args: Args): Promise<Ret> {
+  private async update(id: string, verb: string, run: (h: WorkflowHandle<typeof deliveryWorkflow>) => Promise<DeliveryPhase>): Promise<DeliveryPhase> {
     if (!(await this.store.get(id))) throw new NotFoundError(`delivery ${id} does not exist`);
     try {
-      return (await this.handle(id).executeUpdate(def.name, { args } as unknown as { args: [unknown] })) as Ret;
+      return await run(this.handle(id));
     } catch (e) {
       if (e instanceof WorkflowUpdateFailedError) throw new ConflictError(`cannot ${verb}: ${e.cause?.message ?? e.message}`);
       if (e instanceof WorkflowNotFoundError || e instanceof WorkflowFailedError || (e as Error).name === 'WorkflowExecutionAlreadyCompletedError') {
@@ -131,33 +116,33 @@ export class DeliveryService {
   }
 
   confirm(id: string, confirmedBy?: string) {
-    return this.update(id, 'confirm', confirmUpdate, [{ confirmedBy }]);
+    return this.update(id, 'confirm', (h) => h.executeUpdate(confirmUpdate, { args: [{ confirmedBy }] }));
   }
   cancel(id: string, reason?: string) {
-    return this.update(id, 'cancel', cancelUpdate, [{ reason }]);
+    return this.update(id, 'cancel', (h) => h.executeUpdate(cancelUpdate, { args: [{ reason }] }));
   }
   pause(id: string, reason?: string) {
-    return this.update(id, 'pause', pauseUpdate, [{ reason }]);
+    return this.update(id, 'pause', (h) => h.executeUpdate(pauseUpdate, { args: [{ reason }] }));
   }
   resume(id: string) {
-    return this.update(id, 'resume', resumeUpdate, []);
+    return this.update(id, 'resume', (h) => h.executeUpdate(resumeUpdate, { args: [] }));
   }
   reschedule(id: string, contactDate: Date | null) {
-    return this.update(id, 'reschedule', rescheduleUpdate, [{ contactDateMs: contactDate ? contactDate.getTime() : null }]);
+    return this.update(id, 'reschedule', (h) => h.executeUpdate(rescheduleUpdate, { args: [{ contactDateMs: contactDate ? contactDate.getTime() : null }] }));
   }
   /** Proofs go through the worker (real rendering, DKIM, SMTP) and are not part of the delivery log. */
   async sendProofs(id: string, addresses: string[]): Promise<ProofResult[]> {
     const d = await this.store.get(id);
     if (!d) throw new NotFoundError(`delivery ${id} does not exist`);
-    return this.o.client.workflow.execute('proofWorkflow', {
+    return this.o.client.workflow.execute(proofWorkflow, {
       taskQueue: this.o.taskQueue,
       workflowId: `${deliveryWorkflowId(id)}-proof-${randomUUID()}`,
       args: [{ deliveryId: id, addresses }],
       typedSearchAttributes: [{ key: DeliveryIdAttribute, value: id }],
-    }) as Promise<ProofResult[]>;
+    });
   }
 
   editDraft(id: string, changes: DraftChanges) {
-    return this.update(id, 'change the delivery', editDraftUpdate, [changes]);
+    return this.update(id, 'change the delivery', (h) => h.executeUpdate(editDraftUpdate, { args: [changes] }));
   }
 }

@@ -1,8 +1,9 @@
 /** DKIM key management: list keys with their DNS records, add (generate or import) a key under a selector, (de)activate one. */
 import { Router } from 'express';
 import { z } from 'zod';
-import { DkimKeyExistsError, type DkimKeyStore } from '../db/dkim-key-store';
-import { publicKeyB64Of, type DkimAlgorithm } from '../mail/dkim-keys';
+import type { DkimKeyStore } from '../db/dkim-key-store';
+import { NotFoundError, RequestFieldError } from './http-errors';
+import { publicKeyB64Of, type DkimAlgorithm } from '../mail/dkim/keys';
 
 const domain = z.string().trim().toLowerCase().regex(/^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$/, 'not a domain name');
 const selector = z.string().regex(/^[a-z0-9](?:[a-z0-9-]{0,62})$/i, 'a selector is letters, digits and hyphens');
@@ -28,25 +29,17 @@ export function createDkimRouter(keys: DkimKeyStore): Router {
   r.post('/api/dkim/keys', async (req, res) => {
     const input = addKeySchema.parse(req.body);
     const algorithm = input.algorithm as DkimAlgorithm;
-    try {
-      if (input.privateKeyPem) {
-        let publicKeyB64: string;
-        try {
-          publicKeyB64 = publicKeyB64Of(input.privateKeyPem, algorithm);
-        } catch (e) {
-          res.status(400).json({ error: `privateKeyPem is not a usable ${algorithm} private key: ${(e as Error).message}` });
-          return;
-        }
-        await keys.importKey(input.domain, input.selector, algorithm, input.privateKeyPem, publicKeyB64);
-      } else {
-        await keys.addKey(input.domain, input.selector, algorithm);
+    // A selector already in use answers 409 (DkimKeyExistsError, through the API's error middleware).
+    if (input.privateKeyPem) {
+      let publicKeyB64: string;
+      try {
+        publicKeyB64 = publicKeyB64Of(input.privateKeyPem, algorithm);
+      } catch (e) {
+        throw new RequestFieldError(`privateKeyPem is not a usable ${algorithm} private key: ${(e as Error).message}`, 'privateKeyPem');
       }
-    } catch (e) {
-      if (e instanceof DkimKeyExistsError) {
-        res.status(409).json({ error: e.message });
-        return;
-      }
-      throw e;
+      await keys.importKey(input.domain, input.selector, algorithm, input.privateKeyPem, publicKeyB64);
+    } else {
+      await keys.addKey(input.domain, input.selector, algorithm);
     }
     const published = (await keys.published(input.domain)).find((k) => k.selector === input.selector);
     res.status(201).json(published);
@@ -56,10 +49,7 @@ export function createDkimRouter(keys: DkimKeyStore): Router {
     const d = domain.parse(req.params.domain);
     const s = selector.parse(req.params.selector);
     const { active } = z.object({ active: z.boolean() }).strict().parse(req.body);
-    if (!(await keys.setActive(d, s, active))) {
-      res.status(404).json({ error: `no key ${s}._domainkey.${d}` });
-      return;
-    }
+    if (!(await keys.setActive(d, s, active))) throw new NotFoundError(`no key ${s}._domainkey.${d}`);
     res.json((await keys.published(d)).find((k) => k.selector === s));
   });
 

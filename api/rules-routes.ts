@@ -1,9 +1,12 @@
 /** HTTP API of the synchronous qualification rules: list, read, create or replace, enable/disable, delete, and try a reply. */
-import { Router, type NextFunction, type Request, type Response } from 'express';
-import { z, ZodError } from 'zod';
+import { Router, type Request } from 'express';
+import { z } from 'zod';
 import { qualifySmtpReply } from '../domain/bounce-rules/qualify-smtp-reply';
 import { parseSmtpReply } from '../domain/smtp-reply';
-import { InvalidQualificationRuleError, type QualificationRuleStore } from '../db/qualification-rule-store';
+import type { QualificationRuleStore } from '../db/qualification-rule-store';
+import { InvalidQualificationRuleError } from '../domain/bounce-rules/rule-validation';
+import { qualificationRuleIdSchema } from '../domain/bounce-rules/qualification-rule';
+import { NotFoundError } from './http-errors';
 
 export interface RulesRouterDependencies {
   store: QualificationRuleStore;
@@ -11,7 +14,7 @@ export interface RulesRouterDependencies {
 
 const BASE = '/api/qualification-rules';
 
-const idParam = z.string().regex(/^[a-z0-9][a-z0-9.-]*$/, 'must be a lowercase slug (a-z, 0-9, "-", ".")').max(200);
+const idParam = qualificationRuleIdSchema.max(200);
 const listQuery = z.object({ provider: z.string().min(1).optional() });
 const patchBody = z.object({ enabled: z.boolean() }).strict();
 const testBody = z
@@ -28,9 +31,7 @@ const putEnvelope = z.object({
   updatedAt: z.unknown().optional(),
 });
 
-class RuleNotFoundError extends Error {
-  readonly status = 404;
-}
+class RuleNotFoundError extends NotFoundError {}
 
 function ruleId(req: Request): string {
   return idParam.parse(req.params.id);
@@ -96,23 +97,6 @@ export function createRulesRouter(deps: RulesRouterDependencies): Router {
     const id = ruleId(req);
     if (!(await store.delete(id))) throw new RuleNotFoundError(`qualification rule ${id} does not exist`);
     res.status(204).end();
-  });
-
-  // This router's own errors, so that it answers the same wherever it is mounted; anything else goes to the app.
-  router.use((err: unknown, _req: Request, res: Response, next: NextFunction) => {
-    if (err instanceof InvalidQualificationRuleError) {
-      res.status(400).json({ error: err.message, issues: err.issues });
-      return;
-    }
-    if (err instanceof ZodError) {
-      res.status(400).json({ error: 'invalid request', issues: err.issues.map((i) => ({ path: i.path.join('.'), message: i.message })) });
-      return;
-    }
-    if (err instanceof RuleNotFoundError) {
-      res.status(404).json({ error: err.message });
-      return;
-    }
-    next(err);
   });
 
   return router;

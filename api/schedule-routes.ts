@@ -3,9 +3,7 @@
  * (`recurring-<templateId>`); each run is an ordinary, auto-confirmed delivery. Create, list, read, pause, unpause,
  * run now, delete.
  */
-import { Router, type NextFunction, type Request, type Response } from 'express';
-import { ZodError } from 'zod';
-import type { Pool } from 'pg';
+import { Router, type Request } from 'express';
 import {
   ScheduleNotFoundError,
   ScheduleOverlapPolicy,
@@ -15,15 +13,16 @@ import {
   type ScheduleDescription,
   type ScheduleSpec,
 } from '@temporalio/client';
-import { DeliveryTemplateStore, type DeliveryTemplateRow, type RecurringScheduleSpec, type TemplateDeliveryRow } from '../db/delivery-templates';
-import { RecipientListStore } from '../db/recipient-lists';
-import { ConflictError, NotFoundError } from './delivery-service';
+import type { DeliveryTemplateRow, DeliveryTemplateStore, RecurringScheduleSpec, TemplateDeliveryRow } from '../db/delivery-templates';
+import type { RecipientListStore } from '../db/recipient-lists';
+import { ConflictError, NotFoundError, RequestFieldError } from './http-errors';
 import { createRecurringSchema, recurringIdParam, recurringListQuery, scheduleNoteSchema } from './recurring-input';
 import type { recurringDeliveryWorkflow } from '../workflows/recurring-delivery-workflow';
 
 export interface ScheduleRouterDependencies {
   client: Client;
-  pool: Pool;
+  templates: DeliveryTemplateStore;
+  lists: RecipientListStore;
   /** The worker's task queue: where each run's workflow is started. */
   taskQueue: string;
 }
@@ -47,15 +46,6 @@ export function recurringRunWorkflowIdPrefix(templateId: string): string {
 }
 
 /** A request the schedule service refused (bad cron values and the like): the caller's mistake, not ours. */
-class ScheduleSpecError extends Error {
-  readonly status = 400;
-  constructor(
-    message: string,
-    readonly path: string,
-  ) {
-    super(message);
-  }
-}
 
 function toSpec(s: RecurringScheduleSpec): ScheduleSpec {
   if (s.cron !== undefined) return { cronExpressions: [s.cron], ...(s.timeZone ? { timezone: s.timeZone } : {}) };
@@ -93,8 +83,7 @@ function warnings(t: DeliveryTemplateRow, d: ScheduleDescription | null): string
 }
 
 export function createScheduleRouter(deps: ScheduleRouterDependencies): Router {
-  const templates = new DeliveryTemplateStore(deps.pool);
-  const lists = new RecipientListStore(deps.pool);
+  const { templates, lists } = deps;
   const router = Router();
 
   const handle = (templateId: string) => deps.client.schedule.getHandle(recurringScheduleId(templateId));
@@ -159,7 +148,7 @@ export function createScheduleRouter(deps: ScheduleRouterDependencies): Router {
     const input = createRecurringSchema.parse(req.body);
     const listId = input.template.listId!;
     if (!(await lists.get(listId))) throw new NotFoundError(`list ${listId} does not exist`);
-    const t = await templates.create({ name: input.template.name, body: input.template as unknown as Record<string, unknown>, schedule: input.schedule });
+    const t = await templates.create({ name: input.template.name, body: { ...input.template }, schedule: input.schedule });
     try {
       await deps.client.schedule.create<typeof recurringDeliveryWorkflow>({
         scheduleId: recurringScheduleId(t.id),
@@ -183,9 +172,9 @@ export function createScheduleRouter(deps: ScheduleRouterDependencies): Router {
     } catch (e) {
       // Never a template without its schedule.
       await templates.delete(t.id);
-      if (e instanceof TypeError) throw new ScheduleSpecError(e.message, t.schedule.cron !== undefined ? 'schedule.cron' : 'schedule');
+      if (e instanceof TypeError) throw new RequestFieldError(e.message, t.schedule.cron !== undefined ? 'schedule.cron' : 'schedule');
       const cause = e instanceof ServiceError ? e.cause : e;
-      if (isGrpcServiceError(cause) && cause.code === GRPC_INVALID_ARGUMENT) throw new ScheduleSpecError(cause.details, 'schedule');
+      if (isGrpcServiceError(cause) && cause.code === GRPC_INVALID_ARGUMENT) throw new RequestFieldError(cause.details, 'schedule');
       throw e;
     }
     res.status(201).json(await view(t));
@@ -242,23 +231,6 @@ export function createScheduleRouter(deps: ScheduleRouterDependencies): Router {
     }
     await templates.delete(t.id);
     res.status(204).end();
-  });
-
-  // This router's own errors, so that it answers the same wherever it is mounted; anything else goes to the app.
-  router.use((err: unknown, _req: Request, res: Response, next: NextFunction) => {
-    if (err instanceof ZodError) {
-      res.status(400).json({ error: 'invalid request', issues: err.issues.map((i) => ({ path: i.path.join('.'), message: i.message })) });
-      return;
-    }
-    if (err instanceof ScheduleSpecError) {
-      res.status(400).json({ error: 'invalid request', issues: [{ path: err.path, message: err.message }] });
-      return;
-    }
-    if (err instanceof NotFoundError || err instanceof ConflictError) {
-      res.status(err.status).json({ error: err.message });
-      return;
-    }
-    next(err);
   });
 
   return router;

@@ -6,7 +6,7 @@
 import type { Pool, PoolClient, QueryResult } from 'pg';
 import { createDeliverySchema, type CreateDeliveryInput } from '../api/delivery-input';
 import { analysePopulation } from '../db/delivery-analysis';
-import { deliveryStateQuery, deliveryWorkflowId, type DeliveryStateView } from '../workflows/definitions';
+import { deliveryStateQuery, deliveryWorkflowId, type DeliveryStateView } from '../workflows/contract';
 import type { BenchStack, WorkerTuning } from './stack';
 import { analysisPopulation, exclusionLists, populationCsv, type ExpectedAnalysis, type PopulationSpec } from './population';
 import { median, round, secondsSince, sleep } from './measure';
@@ -314,7 +314,7 @@ async function analyseThroughWorkflow(
 /** Ends a delivery's recipients: through the workflow when it still runs (timed), else directly in the log. */
 async function finish(stack: BenchStack, run: WorkflowAnalysisRun): Promise<{ seconds: number; rowsCancelled: number } | null> {
   if (run.timedOut) {
-    await stack.deps.log.cancelPending(run.deliveryId);
+    while ((await stack.deps.log.cancelPending(run.deliveryId, 50_000)) > 0);
     return null;
   }
   const c0 = performance.now();

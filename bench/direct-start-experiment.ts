@@ -5,7 +5,7 @@
  * batch-of-children path, it shows what the batch workflow's bookkeeping costs the server per recipient.
  */
 import { WorkflowIdReusePolicy } from '@temporalio/client';
-import { recipientWorkflowId } from '../workflows/definitions';
+import { recipientWorkflowId } from '../workflows/contract';
 import { DeliveryIdAttribute, EfsStatusAttribute, RecipientDomainAttribute } from '../workflows/search-attributes';
 import type { BenchStack, WorkerTuning } from './stack';
 import { cleanPopulation } from './population';

@@ -4,11 +4,11 @@
  * what each part of the stack spends per recipient (CPU seconds, Postgres rows written).
  */
 import { createDeliverySchema } from '../api/delivery-input';
-import { deliveryStateQuery, deliveryWorkflowId, recipientWorkflowId, type DeliveryStateView } from '../workflows/definitions';
+import { deliveryStateQuery, deliveryWorkflowId, recipientWorkflowId, type DeliveryStateView } from '../workflows/contract';
 import type { BenchStack, WorkerTuning } from './stack';
 import { cleanPopulation } from './population';
-import { signMessage } from '../mail/dkim-signer';
-import { MessageContext } from '../mail/message-context';
+import { signMessage } from '../mail/dkim/signer';
+import { MessageContext } from '../activities/message-context';
 import { publicUrl } from '../activities/dependencies';
 import { BENCH_FROM, BENCH_TEMPLATE, uploadList, type UploadResult } from './analysis-bench';
 import { cpuDelta, cpuSnapshot, historyLength, historySummary, pgCounters, pgDelta, round, runsOf, secondsSince, sleep } from './measure';
@@ -74,7 +74,7 @@ async function hotPathProfile(stack: BenchStack, deliveryId: string, ids: number
     out[name] = { wallMs: round((performance.now() - t0) / n, 2), cpuMs: round((c.user + c.system) / 1000 / n, 2) };
   };
   // A context of its own: the worker's keeps the messages it just built, and a cache hit would measure nothing.
-  const messages = new MessageContext(stack.pool, { publicUrl: publicUrl(stack.settings), bounceDomain: stack.settings.BOUNCE_DOMAIN, verpSecret: stack.deps.secrets.verpSecret });
+  const messages = new MessageContext(stack.deps, { publicUrl: publicUrl(stack.settings), bounceDomain: stack.settings.BOUNCE_DOMAIN, verpSecret: stack.deps.secrets.verpSecret });
   const raws = new Map<number, Buffer>();
   await measure('buildMessage (read row, render, MIME)', async (rid) => raws.set(rid, (await messages.build(deliveryId, rid)).raw));
   await measure('dkimSign', (rid) => signMessage(raws.get(rid)!, keys, new Date()));

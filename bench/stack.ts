@@ -8,11 +8,10 @@ import { bundleWorkflowCode, DefaultLogger, NativeConnection, type Worker } from
 import type { Pool } from 'pg';
 import { parseSettings, type Settings } from '../config/settings';
 import { createPool } from '../db/pool';
-import { migrate } from '../db/migrate';
-import { seedQualificationRules } from '../db/qualification-rule-store';
-import { createActivityDependencies, type ActivityDependencies } from '../activities/dependencies';
-import { createWorker, workflowsPath } from '../workers/create-worker';
-import { DeliveryService } from '../api/delivery-service';
+import type { ActivityDependencies } from '../activities/dependencies';
+import { workflowsPath } from '../workers/create-worker';
+import type { DeliveryService } from '../api/delivery-service';
+import { buildActivityDependencies, buildDeliveryService, buildWorker, openRuntime } from '../runtime/composition-root';
 import { SandboxMx } from '../mx-sandbox/sandbox-mx';
 import { locateTemporalCli } from '../stack/temporal-cli';
 import { startDevServer, type RunningDevServer } from '../stack/temporal-dev-server';
@@ -87,12 +86,9 @@ export async function startBenchStack(log: (m: string) => void): Promise<BenchSt
     const pgDataDir = path.join(dir, 'pg');
     const pg: PostgresHandle = await startEmbeddedPostgres({ dataDir: pgDataDir, port: pgPort, persistent: false });
     stops.push(() => pg.stop());
-    const pool = createPool(pg.connectionString);
-    stops.push(() => pool.end());
+    // A separate small pool reads Postgres' statistics while the runtime's pool is busy with the run.
     const probe = createPool(pg.connectionString, 3);
     stops.push(() => probe.end());
-    await migrate(pool);
-    await seedQualificationRules(pool);
 
     // Bodies are not kept and only the last records are: a long run must not grow the bench process.
     const mx = new SandboxMx({ port: 0, keepRaw: false, maxRecords: 1_000 });
@@ -111,7 +107,10 @@ export async function startBenchStack(log: (m: string) => void): Promise<BenchSt
       KEY_ENCRYPTION_SECRET: SECRETS.keyEncryptionSecret,
       SEND_MODE: 'direct',
     });
-    const deps = createActivityDependencies(pool, settings, SECRETS);
+    const rt = await openRuntime(settings, { secrets: SECRETS });
+    stops.push(() => rt.close());
+    const pool = rt.pool;
+    const deps = buildActivityDependencies(rt);
     await deps.rules.start();
     stops.push(async () => deps.rules.stop());
     stops.push(async () => deps.sender.close());
@@ -131,10 +130,8 @@ export async function startBenchStack(log: (m: string) => void): Promise<BenchSt
     stops.push(stopWorker);
     const startWorker = async (t: WorkerTuning) => {
       await stopWorker();
-      worker = await createWorker({
+      worker = await buildWorker(rt, {
         connection: nativeConnection,
-        namespace: settings.TEMPORAL_NAMESPACE,
-        taskQueue: settings.TASK_QUEUE,
         deps,
         maxConcurrentActivities: t.maxConcurrentActivities,
         maxConcurrentWorkflowTasks: t.maxConcurrentWorkflowTasks,
@@ -146,14 +143,7 @@ export async function startBenchStack(log: (m: string) => void): Promise<BenchSt
     const connection = await Connection.connect({ address: settings.TEMPORAL_ADDRESS });
     stops.push(() => connection.close());
     const client = new Client({ connection, namespace: settings.TEMPORAL_NAMESPACE });
-    const service = new DeliveryService({
-      client,
-      pool,
-      keys: deps.keys,
-      taskQueue: settings.TASK_QUEUE,
-      dkimSelector: settings.DKIM_SELECTOR,
-      kpiRefreshMs: settings.KPI_REFRESH_SECONDS * 1000,
-    });
+    const service = buildDeliveryService(rt, client);
     return { dir, settings, pool, probe, client, service, deps, mx, temporal, pgDataDir, startWorker, stopWorker, stop: stopAll };
   } catch (e) {
     await stopAll();

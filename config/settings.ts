@@ -1,6 +1,7 @@
 /** The one typed configuration schema, read once from the environment, with defaults that run the embedded stack. */
 import { z } from 'zod';
 import path from 'node:path';
+import type { DeliveryTunables } from '../workflows/contract';
 
 const PROJECT_ROOT = path.resolve(__dirname, '..');
 
@@ -92,10 +93,14 @@ export const settingsSchema = z.object({
   RETRY_TIME_SCALE: z.coerce.number().positive().max(1).default(1),
   /** Sending rate analysis assumes when it estimates wave ends and the delivery's duration (messages per second). */
   ESTIMATED_SEND_RATE_PER_SECOND: z.coerce.number().positive().default(50),
-  /** How often a sending delivery refreshes its KPIs from the delivery log. */
+  /** How often a sending delivery refreshes its KPIs from the delivery log while recipients are in flight. */
   KPI_REFRESH_SECONDS: z.coerce.number().positive().default(2),
-
-  LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+  /** Recipients a delivery hands over per batch workflow (and per page read from Postgres). */
+  DELIVERY_PAGE_SIZE: z.coerce.number().int().min(1).max(2_000).default(500),
+  /** Most recipients handed over whose first attempt has not ended yet, per delivery. */
+  DELIVERY_MAX_IN_FLIGHT: z.coerce.number().int().min(1).default(2_000),
+  /** History events after which a sending delivery continues as new (well under Temporal's ~50K limit). */
+  DELIVERY_CONTINUE_AS_NEW_EVENTS: z.coerce.number().int().min(20).max(40_000).default(10_000),
 });
 
 export type Settings = z.infer<typeof settingsSchema>;
@@ -113,6 +118,21 @@ export function parseSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     throw new Error(`Invalid configuration:\n${lines.join('\n')}`);
   }
   return r.data;
+}
+
+/**
+ * The tunables a delivery workflow runs with, fixed when it starts and carried in its input (and across
+ * continue-as-new): editing a default later never changes the replay of a running delivery.
+ */
+export function deliveryTunables(s: Settings): DeliveryTunables {
+  return {
+    pageSize: s.DELIVERY_PAGE_SIZE,
+    maxInFlight: Math.max(s.DELIVERY_MAX_IN_FLIGHT, s.DELIVERY_PAGE_SIZE),
+    kpiRefreshMs: Math.round(s.KPI_REFRESH_SECONDS * 1000),
+    // Soft bounces can wait hours: while nothing moves the refresh backs off to this.
+    maxIdleRefreshMs: 60_000,
+    historyEventsBeforeContinue: s.DELIVERY_CONTINUE_AS_NEW_EVENTS,
+  };
 }
 
 let cached: Settings | undefined;

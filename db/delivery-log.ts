@@ -1,8 +1,9 @@
 /** The delivery log: one EFS status row per address, every transition, every SMTP attempt, and the KPIs they add up to. */
 import type { Pool } from 'pg';
-import { kpisFromCounts, type DeliveryKpis, type EfsStatus } from '../domain/efs-status';
+import { kpisFromCounts, type AttemptOutcome, type DeliveryKpis, type EfsStatus } from '../domain/efs-status';
 import type { FailureReason, FailureType, RetryClass } from '../domain/failure';
 import type { SmtpReply } from '../domain/smtp-reply';
+import type { QuarantineEffect } from '../domain/quarantine-policy';
 
 export interface ClaimedRecipient {
   recipientId: number;
@@ -10,8 +11,6 @@ export interface ClaimedRecipient {
   /** The recipient's time-zone field, when the claim asked for one (local-time sending). */
   zone?: string | null;
 }
-
-export type AttemptOutcome = 'accepted' | 'soft' | 'hard' | 'ignored';
 
 export interface RecordedAttempt {
   attempt: number;
@@ -35,6 +34,8 @@ export interface AttemptResult {
   failureType: FailureType | null;
   failureReason: FailureReason | null;
   nextRetryAt: Date | null;
+  /** What the quarantine policy decided about the address for this result (domain/quarantine-policy.ts). */
+  quarantine: QuarantineEffect;
 }
 
 export interface RecipientRow {
@@ -56,8 +57,14 @@ export interface RecipientRow {
   updatedAt: Date;
 }
 
-/** Messages that ended in a soft failure, across deliveries, before an address is quarantined. */
-export const SOFT_FAILURES_BEFORE_QUARANTINE = 3;
+/** A recipient as its message needs it: where it goes, its personalisation fields, and its Date header. */
+export interface MessageRecipient {
+  address: string;
+  domain: string;
+  fields: Record<string, unknown>;
+  /** The hand-over instant, used as the message's Date so every rebuild gives the same bytes; null before hand-over. */
+  handedOverAt: Date | null;
+}
 
 const RECIPIENT_COLUMNS = `recipient_id AS "recipientId", address, domain, status, exclusion_reason AS "exclusionReason",
   failure_type AS "failureType", failure_reason AS "failureReason", attempts, last_smtp_code AS "lastSmtpCode",
@@ -133,8 +140,14 @@ export class DeliveryLog {
     };
   }
 
-  /** Records an attempt's outcome and the recipient's resulting status in one statement (attempt row, status row, transition). */
+  /**
+   * Records an attempt's outcome and the recipient's resulting status in one statement (attempt row, status row,
+   * transition), and applies the quarantine effect to the address's record in the same statement, so that two workers
+   * failing one address at once both count (the rule is applyQuarantineEffect's; this is its atomic form).
+   */
   async completeAttempt(a: AttemptResult): Promise<void> {
+    const q = a.quarantine;
+    const counted = q.kind === 'count_failure' ? q : null;
     await this.pool.query(
       `WITH attempt AS (
          UPDATE send_attempts SET finished_at = now(), outcome = $4, smtp_code = $5, enhanced_code = $6, reply_text = $7,
@@ -149,19 +162,19 @@ export class DeliveryLog {
          WHERE delivery_id = $1 AND recipient_id = $2 AND status IN ('taken_into_account', 'pending')
          RETURNING recipient_id, address_key
        ), quarantine AS (
-         -- A hard "user unknown" quarantines at once; soft failures that end a message count towards the threshold.
+         -- count_failure: $15 is the reason, $16 quarantine now, $17 the count that quarantines.
          INSERT INTO address_quarantine AS q (address_key, reason, error_count, quarantined, quarantined_at, last_failure_at)
-         SELECT address_key, $9, 1, hard_unknown, CASE WHEN hard_unknown THEN now() END, now()
-         FROM (SELECT address_key, ($13 = 'hard' AND $9 = 'user_unknown') AS hard_unknown FROM updated) u
-         WHERE $12 = 'failed' AND $13 IN ('hard', 'soft')
+         SELECT address_key, $15::text, 1, starts_quarantined, CASE WHEN starts_quarantined THEN now() END, now()
+         FROM (SELECT address_key, ($16::boolean OR 1 >= $17::int) AS starts_quarantined FROM updated) u
+         WHERE $15::text IS NOT NULL
          ON CONFLICT (address_key) DO UPDATE SET
            error_count = q.error_count + 1, reason = EXCLUDED.reason, last_failure_at = now(),
-           quarantined = q.quarantined OR EXCLUDED.quarantined OR q.error_count + 1 >= ${SOFT_FAILURES_BEFORE_QUARANTINE},
-           quarantined_at = COALESCE(q.quarantined_at, CASE WHEN EXCLUDED.quarantined OR q.error_count + 1 >= ${SOFT_FAILURES_BEFORE_QUARANTINE} THEN now() END)
+           quarantined = q.quarantined OR EXCLUDED.quarantined OR q.error_count + 1 >= $17::int,
+           quarantined_at = COALESCE(q.quarantined_at, CASE WHEN EXCLUDED.quarantined OR q.error_count + 1 >= $17::int THEN now() END)
        ), cleared AS (
-         -- A later success clears the error count of an address that is not quarantined.
+         -- clear_count ($18): never lifts a quarantine.
          UPDATE address_quarantine q SET error_count = 0 FROM updated
-         WHERE $12 = 'sent' AND q.address_key = updated.address_key AND NOT q.quarantined
+         WHERE $18::boolean AND q.address_key = updated.address_key AND NOT q.quarantined
        )
        INSERT INTO efs_transitions (delivery_id, recipient_id, from_status, to_status, failure_type, failure_reason,
          smtp_code, enhanced_code, reply_text, mx_host, source)
@@ -181,22 +194,33 @@ export class DeliveryLog {
         a.status,
         a.failureType,
         a.nextRetryAt,
+        counted?.reason ?? null,
+        counted?.quarantineNow ?? false,
+        counted?.quarantineAtCount ?? null,
+        q.kind === 'clear_count',
       ],
     );
   }
 
-  /** Recipients not yet handed over end as cancelled (outside the Success % denominator). */
-  async cancelPending(deliveryId: string): Promise<number> {
+  /**
+   * Recipients not yet handed over end as cancelled (outside the Success % denominator): cancels at most `limit` of
+   * them (lowest ids first) and logs each transition; returns how many. Called until it returns 0: short statements, so a million pending rows never hold one long transaction.
+   */
+  async cancelPending(deliveryId: string, limit: number): Promise<number> {
     const r = await this.pool.query(
-      `WITH updated AS (
-         UPDATE delivery_recipients SET status = 'cancelled', final_at = now(), updated_at = now()
-         WHERE delivery_id = $1 AND status = 'pending' RETURNING recipient_id
+      `WITH chunk AS (
+         SELECT recipient_id FROM delivery_recipients WHERE delivery_id = $1 AND status = 'pending'
+         ORDER BY recipient_id LIMIT $2 FOR UPDATE SKIP LOCKED
+       ), updated AS (
+         UPDATE delivery_recipients d SET status = 'cancelled', final_at = now(), updated_at = now()
+         FROM chunk WHERE d.delivery_id = $1 AND d.recipient_id = chunk.recipient_id AND d.status = 'pending'
+         RETURNING d.recipient_id
        ), logged AS (
          INSERT INTO efs_transitions (delivery_id, recipient_id, from_status, to_status, source)
          SELECT $1, recipient_id, 'pending', 'cancelled', 'cancel' FROM updated
        )
        SELECT count(*)::int AS n FROM updated`,
-      [deliveryId],
+      [deliveryId, limit],
     );
     return r.rows[0].n;
   }
@@ -246,6 +270,24 @@ export class DeliveryLog {
       [deliveryId, recipientId],
     );
     return r.rows[0] ?? null;
+  }
+
+  /** What a recipient's message is built from; null when there is no such recipient. */
+  async messageRecipient(deliveryId: string, recipientId: number): Promise<MessageRecipient | null> {
+    const r = await this.pool.query<MessageRecipient>(
+      `SELECT address, domain, fields, handed_over_at AS "handedOverAt" FROM delivery_recipients WHERE delivery_id = $1 AND recipient_id = $2`,
+      [deliveryId, recipientId],
+    );
+    return r.rows[0] ?? null;
+  }
+
+  /** The fields of the first recipient not excluded (empty when there is none): proofs are personalised with real data. */
+  async sampleFields(deliveryId: string): Promise<Record<string, unknown>> {
+    const r = await this.pool.query<{ fields: Record<string, unknown> }>(
+      `SELECT fields FROM delivery_recipients WHERE delivery_id = $1 AND status <> 'excluded' ORDER BY recipient_id LIMIT 1`,
+      [deliveryId],
+    );
+    return r.rows[0]?.fields ?? {};
   }
 
   async transitions(deliveryId: string, recipientId: number) {

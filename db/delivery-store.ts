@@ -3,22 +3,11 @@ import { randomUUID } from 'node:crypto';
 import type { Pool } from 'pg';
 import { copyRecipients, type RecipientInput } from './recipient-loader';
 import { copyListIntoDelivery } from './recipient-lists';
+import { inTransaction } from './transaction';
+import type { DeliveryPhase } from '../domain/delivery-lifecycle';
 
 /** Where a delivery's population comes from: inline rows, or a stored list (copied at creation). */
 export type Audience = { recipients: Iterable<RecipientInput> } | { listId: string };
-
-export const DELIVERY_STATES = [
-  'created',
-  'analysing',
-  'awaiting_confirmation',
-  'analysis_failed',
-  'scheduled',
-  'sending',
-  'paused',
-  'completed',
-  'cancelled',
-] as const;
-export type DeliveryState = (typeof DELIVERY_STATES)[number];
 
 export interface NewDelivery {
   name: string;
@@ -43,7 +32,7 @@ export interface DeliveryRow {
   subject: string;
   html: string | null;
   text: string | null;
-  state: DeliveryState;
+  state: DeliveryPhase;
   autoConfirm: boolean;
   validitySeconds: number;
   contactDate: Date | null;
@@ -67,9 +56,7 @@ export class DeliveryStore {
   /** Writes the delivery and all its recipients in one transaction: either everything is there or nothing is. */
   async create(input: NewDelivery, audience: Audience): Promise<{ id: string; recipientCount: number }> {
     const id = randomUUID();
-    const client = await this.pool.connect();
-    try {
-      await client.query('BEGIN');
+    const recipientCount = await inTransaction(this.pool, async (client) => {
       await client.query(
         `INSERT INTO deliveries (id, name, from_address, from_name, from_domain, reply_to, subject, html, text_body,
            auto_confirm, validity_seconds, contact_date, options, list_id)
@@ -91,17 +78,12 @@ export class DeliveryStore {
           'listId' in audience ? audience.listId : null,
         ],
       );
-      const recipientCount =
+      const count =
         'listId' in audience ? await copyListIntoDelivery(client, audience.listId, id) : await copyRecipients(client, id, audience.recipients);
       await client.query('UPDATE deliveries SET recipients_loaded_at = now() WHERE id = $1', [id]);
-      await client.query('COMMIT');
-      return { id, recipientCount };
-    } catch (e) {
-      await client.query('ROLLBACK').catch(() => {});
-      throw e;
-    } finally {
-      client.release();
-    }
+      return count;
+    });
+    return { id, recipientCount };
   }
 
   /** Removes a delivery whose workflow could not be started, so no half-created delivery remains. */
@@ -154,11 +136,22 @@ export class DeliveryStore {
     );
   }
 
+  /** The delivery's phase as last recorded (null when there is no such delivery): what the send activity checks for a pause. */
+  async phase(id: string): Promise<DeliveryPhase | null> {
+    const r = await this.pool.query<{ state: DeliveryPhase }>('SELECT state FROM deliveries WHERE id = $1', [id]);
+    return r.rows[0]?.state ?? null;
+  }
+
+  /** Stores the full analysis report shown by the API (the workflow keeps only its summary). */
+  async saveAnalysis(id: string, report: Record<string, unknown>): Promise<void> {
+    await this.pool.query('UPDATE deliveries SET analysis = $2 WHERE id = $1', [id, JSON.stringify(report)]);
+  }
+
   async setContactDate(id: string, contactDate: Date | null): Promise<void> {
     await this.pool.query('UPDATE deliveries SET contact_date = $2 WHERE id = $1', [id, contactDate]);
   }
 
-  async setState(id: string, state: DeliveryState): Promise<void> {
+  async setState(id: string, state: DeliveryPhase): Promise<void> {
     const stamp =
       state === 'sending'
         ? ', sending_started_at = COALESCE(sending_started_at, now())'

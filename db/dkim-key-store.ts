@@ -1,13 +1,7 @@
 /** dkim_keys table: per signing domain and selector, private keys encrypted at rest. */
 import type { Pool } from 'pg';
-import { dkimTxtRecord, generateDkimKey, type DkimAlgorithm, type KeyCipher } from '../mail/dkim-keys';
-
-export interface SigningKey {
-  domain: string;
-  selector: string;
-  algorithm: DkimAlgorithm;
-  privateKeyPem: string;
-}
+import { dkimTxtRecord, generateDkimKey, type DkimAlgorithm, type SigningKey } from '../mail/dkim/keys';
+import type { KeyCipher } from '../mail/dkim/key-cipher';
 
 export interface PublishedKey {
   domain: string;

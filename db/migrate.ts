@@ -2,6 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Pool } from 'pg';
+import { transactionOn } from './transaction';
 
 const MIGRATIONS_DIR = path.join(__dirname, 'migrations');
 // Any constant works; it only has to be the same for every process that migrates this database.
@@ -23,14 +24,13 @@ export async function migrate(pool: Pool, dir = MIGRATIONS_DIR): Promise<string[
     for (const file of files) {
       if (done.has(file)) continue;
       const sql = fs.readFileSync(path.join(dir, file), 'utf8');
-      await client.query('BEGIN');
       try {
-        await client.query(sql);
-        await client.query('INSERT INTO schema_migrations(version) VALUES ($1)', [file]);
-        await client.query('COMMIT');
+        await transactionOn(client, async (c) => {
+          await c.query(sql);
+          await c.query('INSERT INTO schema_migrations(version) VALUES ($1)', [file]);
+        });
         applied.push(file);
       } catch (e) {
-        await client.query('ROLLBACK');
         throw new Error(`Migration ${file} failed: ${(e as Error).message}`);
       }
     }

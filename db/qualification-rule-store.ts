@@ -3,23 +3,15 @@
  * edited through the API, loaded compiled by the workers (activities/qualification-rules-cache.ts).
  */
 import type { Pool, PoolClient } from 'pg';
-import {
-  compileQualificationRule,
-  loadQualificationRuleSet,
-  qualificationRuleSchema,
-  QualificationRuleError,
-  type CompiledRule,
-  type QualificationRule,
-} from '../domain/bounce-rules/qualification-rule';
-import { qualifySmtpReply } from '../domain/bounce-rules/qualify-smtp-reply';
-import { parseSmtpReply } from '../domain/smtp-reply';
+import type { CompiledRule, QualificationRule } from '../domain/bounce-rules/qualification-rule';
+import { compileStoredRule, validateQualificationRule, validateSeedRuleSet } from '../domain/bounce-rules/rule-validation';
+import { inTransaction } from './transaction';
 import bundledSeed from '../rules/smtp-qualification-rules.json';
 
 /** Name of this rule set in rule_set_versions. */
 export const QUALIFICATION_RULE_SET = 'smtp-qualification-rules';
 /** Serialises seeding between processes starting together (any constant, distinct from the migration lock). */
 const SEED_LOCK_KEY = 7_301_554_010;
-const INT32_MAX = 2_147_483_647;
 
 export type RuleOrigin = 'seed' | 'api';
 
@@ -30,23 +22,6 @@ export type StoredQualificationRule = QualificationRule & {
   origin: RuleOrigin;
   updatedAt: string;
 };
-
-export interface RuleIssue {
-  path: string;
-  message: string;
-}
-
-/** A rule refused on write: bad value, bad regex, or a rule that does not match its own sample. Names the rule. */
-export class InvalidQualificationRuleError extends Error {
-  readonly status = 400;
-  constructor(
-    readonly ruleId: string | null,
-    readonly issues: RuleIssue[],
-  ) {
-    super(`qualification rule "${ruleId ?? '?'}": ${issues.map((i) => (i.path ? `${i.path}: ${i.message}` : i.message)).join('; ')}`);
-    this.name = 'InvalidQualificationRuleError';
-  }
-}
 
 export interface SeedResult {
   /** False when the stored version is already this one or newer (nothing written). */
@@ -140,54 +115,6 @@ const SET_RULE_FIELDS = RULE_FIELDS.split(', ')
   .map((f) => `${f} = EXCLUDED.${f}`)
   .join(', ');
 
-function regexCompiles(source: string): boolean {
-  try {
-    new RegExp(source, 'i');
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/**
- * Validates one rule for writing: the zod schema, an integer priority (the column is an integer), regexes that compile,
- * and the rule matching its own sample (a rule that cannot qualify the reply it is written for has a typo).
- * Returns it compiled, or throws InvalidQualificationRuleError naming the rule and listing every problem.
- */
-export function validateQualificationRule(input: unknown): CompiledRule {
-  const rawId = input !== null && typeof input === 'object' && typeof (input as { id?: unknown }).id === 'string' ? (input as { id: string }).id : null;
-  const parsed = qualificationRuleSchema.safeParse(input);
-  if (!parsed.success) {
-    throw new InvalidQualificationRuleError(
-      rawId,
-      parsed.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })),
-    );
-  }
-  const rule = parsed.data;
-  if (!Number.isInteger(rule.priority) || Math.abs(rule.priority) > INT32_MAX) {
-    throw new InvalidQualificationRuleError(rule.id, [{ path: 'priority', message: 'must be an integer' }]);
-  }
-  let compiled: CompiledRule;
-  try {
-    compiled = compileQualificationRule(rule);
-  } catch (e) {
-    if (!(e instanceof QualificationRuleError)) throw e;
-    const path = rule.pattern !== null && !regexCompiles(rule.pattern) ? 'pattern' : 'domain';
-    // The message already reads `qualification rule "id": invalid pattern regex /.../: ...`; keep its detail.
-    throw new InvalidQualificationRuleError(rule.id, [{ path, message: e.message.replace(/^qualification rule "[^"]*": /, '') }]);
-  }
-  const own = qualifySmtpReply(parseSmtpReply(rule.sample), [compiled], rule.sampleDomain);
-  if (own.ruleId !== rule.id) {
-    throw new InvalidQualificationRuleError(rule.id, [
-      {
-        path: 'sample',
-        message: `the rule does not match its own sample${rule.sampleDomain ? ` (to ${rule.sampleDomain})` : ''}: check its conditions or the sample`,
-      },
-    ]);
-  }
-  return compiled;
-}
-
 export class QualificationRuleStore {
   constructor(
     private readonly pool: Pool,
@@ -202,15 +129,9 @@ export class QualificationRuleStore {
    * seed are deleted. The whole seed is validated first: one bad rule refuses it all, naming the rule.
    */
   async seed(seedJson: unknown = bundledSeed): Promise<SeedResult> {
-    const set = loadQualificationRuleSet(seedJson);
-    if (set.version === null) throw new QualificationRuleError('qualification rule seed: needs a version ({ "version": n, "rules": [...] })');
+    const set = validateSeedRuleSet(seedJson);
     const version = set.version;
-    for (const r of set.rules) {
-      if (!Number.isInteger(r.priority) || Math.abs(r.priority) > INT32_MAX) {
-        throw new QualificationRuleError(`qualification rule "${r.id}": priority must be an integer`, r.id);
-      }
-    }
-    return this.tx(async (c) => {
+    return inTransaction(this.pool, async (c) => {
       await c.query('SELECT pg_advisory_xact_lock($1)', [SEED_LOCK_KEY]);
       const state = await c.query<{ version: number }>('SELECT version FROM rule_set_versions WHERE name = $1', [this.setName]);
       const previousVersion = state.rows[0]?.version ?? 0;
@@ -273,7 +194,7 @@ export class QualificationRuleStore {
    */
   async upsert(input: unknown, opts: { enabled?: boolean } = {}): Promise<{ rule: StoredQualificationRule; created: boolean }> {
     const rule = validateQualificationRule(input);
-    return this.tx(async (c) => {
+    return inTransaction(this.pool, async (c) => {
       const before = await c.query<{ deleted_at: Date | null }>('SELECT deleted_at FROM smtp_qualification_rules WHERE id = $1 FOR UPDATE', [rule.id]);
       const created = before.rows.length === 0 || before.rows[0].deleted_at !== null;
       const r = await c.query<RuleRow>(
@@ -294,7 +215,7 @@ export class QualificationRuleStore {
 
   /** Turns a rule on or off; keeps its origin (a disabled seed rule still gets seed updates, and stays disabled). Null when unknown. */
   async setEnabled(id: string, enabled: boolean): Promise<StoredQualificationRule | null> {
-    return this.tx(async (c) => {
+    return inTransaction(this.pool, async (c) => {
       const r = await c.query<RuleRow>(
         `UPDATE smtp_qualification_rules SET enabled = $2, updated_at = CASE WHEN enabled = $2 THEN updated_at ELSE now() END
          WHERE id = $1 AND deleted_at IS NULL RETURNING ${COLUMNS}`,
@@ -311,7 +232,7 @@ export class QualificationRuleStore {
    * deleted seed rule back; a PUT of the same id creates it again.
    */
   async delete(id: string): Promise<boolean> {
-    return this.tx(async (c) => {
+    return inTransaction(this.pool, async (c) => {
       const r = await c.query(
         `UPDATE smtp_qualification_rules SET deleted_at = now(), origin = 'api', updated_at = now() WHERE id = $1 AND deleted_at IS NULL`,
         [id],
@@ -330,14 +251,7 @@ export class QualificationRuleStore {
     const r = await this.pool.query<RuleRow>(
       `SELECT ${COLUMNS} FROM smtp_qualification_rules WHERE enabled AND deleted_at IS NULL ORDER BY priority, id`,
     );
-    return r.rows.map((row) => {
-      const parsed = qualificationRuleSchema.safeParse(rowToRule(row));
-      if (!parsed.success) {
-        const detail = parsed.error.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; ');
-        throw new QualificationRuleError(`qualification rule "${row.id}" (stored): ${detail}`, row.id);
-      }
-      return compileQualificationRule(parsed.data);
-    });
+    return r.rows.map((row) => compileStoredRule(rowToRule(row), row.id));
   }
 
   /** The change marker: a counter bumped by every write, in commit order. Null when the rule set was never written. One indexed read. */
@@ -364,24 +278,6 @@ export class QualificationRuleStore {
          revision = rule_set_versions.revision + 1, updated_at = now()`,
       [this.setName, seedVersion],
     );
-  }
-
-  private async tx<T>(fn: (c: PoolClient) => Promise<T>): Promise<T> {
-    const c = await this.pool.connect();
-    let broken = false;
-    try {
-      await c.query('BEGIN');
-      const result = await fn(c);
-      await c.query('COMMIT');
-      return result;
-    } catch (e) {
-      await c.query('ROLLBACK').catch(() => {
-        broken = true;
-      });
-      throw e;
-    } finally {
-      c.release(broken);
-    }
   }
 }
 

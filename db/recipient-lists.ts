@@ -6,6 +6,7 @@ import type { Pool, PoolClient } from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { parse } from 'csv-parse';
 import { checkEmailAddress, duplicateKey } from '../domain/email-address';
+import { inTransaction } from './transaction';
 
 /** A CSV the caller must fix: says which line and what is wrong. */
 export class CsvInputError extends Error {
@@ -53,12 +54,10 @@ export class RecipientListStore {
    */
   async createFromCsv(name: string, csv: Readable): Promise<ListSummary> {
     const id = randomUUID();
-    const client = await this.pool.connect();
-    let header: string[] | null = null;
-    let addressIndex = -1;
-    let memberId = 0;
-    try {
-      await client.query('BEGIN');
+    return inTransaction(this.pool, async (client) => {
+      let header: string[] | null = null;
+      let addressIndex = -1;
+      let memberId = 0;
       await client.query('INSERT INTO recipient_lists (id, name) VALUES ($1, $2)', [id, name]);
       const toCopy = new Transform({
         writableObjectMode: true,
@@ -94,14 +93,8 @@ export class RecipientListStore {
       if (memberId === 0) throw new CsvInputError('the CSV has a header row but no members');
       const fields = (header as string[]).filter((_, i) => i !== addressIndex);
       await client.query('UPDATE recipient_lists SET member_count = $2, fields = $3 WHERE id = $1', [id, memberId, fields]);
-      await client.query('COMMIT');
       return { id, name, memberCount: memberId, fields, createdAt: new Date() };
-    } catch (e) {
-      await client.query('ROLLBACK').catch(() => {});
-      throw e;
-    } finally {
-      client.release();
-    }
+    });
   }
 
   async get(id: string): Promise<ListSummary | null> {

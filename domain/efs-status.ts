@@ -4,12 +4,8 @@ import type { FailureReason, FailureType, Qualification } from './failure';
 export const EFS_STATUSES = ['pending', 'excluded', 'taken_into_account', 'sent', 'failed', 'cancelled'] as const;
 export type EfsStatus = (typeof EFS_STATUSES)[number];
 
-/** Statuses after which nothing synchronous changes the row (an asynchronous hard bounce may still turn sent into failed). */
-export const FINAL_STATUSES: readonly EfsStatus[] = ['excluded', 'sent', 'failed', 'cancelled'];
-
-export function isFinal(status: EfsStatus): boolean {
-  return FINAL_STATUSES.includes(status);
-}
+/** What one SMTP attempt ended as, in the log and in the recipient workflow's history. */
+export type AttemptOutcome = 'accepted' | 'soft' | 'hard' | 'ignored';
 
 /** What one SMTP attempt did to a recipient's status. */
 export interface AttemptTransition {

@@ -15,9 +15,6 @@ export interface PlannedWave {
   estimatedEndMs: number;
 }
 
-/** The ramp-up preset for a new sending IP: mailbox providers build reputation on gradually growing daily volumes. */
-export const NEW_IP_RAMP_UP: Extract<WaveSpec, { mode: 'ramp_up' }> = { mode: 'ramp_up', initialSize: 1_000, growthFactor: 2, periodSeconds: 86_400, maxSize: 500_000 };
-
 function fromPercent(percent: number, total: number): number {
   return Math.floor((percent / 100) * total);
 }

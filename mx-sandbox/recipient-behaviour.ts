@@ -64,14 +64,6 @@ export const BEHAVIOUR_RULES: readonly BehaviourRule[] = [
   { pattern: /^slow/, kind: 'slow', example: 'slow-bob@example.test', description: 'Accepted; the reply to DATA is delayed by slowMs (default 2000)' },
 ];
 
-const BEHAVIOUR_NAMES: ReadonlySet<string> = new Set<BehaviourName>([
-  'accept', 'unknown', 'full', 'greylist', 'throttle', 'fail', 'disabled', 'spam', 'drop', 'slow',
-]);
-
-export function isBehaviourName(value: string): value is BehaviourName {
-  return BEHAVIOUR_NAMES.has(value);
-}
-
 export type DomainBehaviours = Readonly<Record<string, BehaviourName | RecipientBehaviour>>;
 
 /** Splits on the last `@` because quoted local parts may themselves contain one. */

@@ -1,22 +1,30 @@
 /** `npm start`: runs the whole embedded stack, sends the sample delivery with live progress, then serves until Ctrl-C. */
+import fs from 'node:fs';
+import path from 'node:path';
 import { SingleBar, Presets } from 'cli-progress';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
-import { parseSettings } from '../config/settings';
-import { startEmbeddedStack } from '../stack/embedded-stack';
+import { parseSettings, type Settings } from '../config/settings';
+import { startEmbeddedStack, type RunningStack } from '../stack/embedded-stack';
+import { explainStartupFailure } from '../stack/startup-error';
 import { createDeliverySchema } from '../api/delivery-input';
 import { sampleDelivery } from './sample-delivery';
 import type { DeliveryKpis } from '../domain/efs-status';
 
 /** Set by Ctrl-C / SIGTERM: from then on the shutdown owns the process. */
 let stopping = false;
+/** For the failure report: the settings (to name the variable behind a taken port) and the stack to stop. */
+let knownSettings: Settings | undefined;
+let runningStack: RunningStack | undefined;
 
 async function main() {
   // The worker's own INFO lines (bundle, state changes) would scroll the progress bar away.
   Runtime.install({ logger: new DefaultLogger('WARN') });
   // The sandbox demo compresses soft-bounce retry delays (minutes and hours become seconds) unless told otherwise.
   const settings = parseSettings({ RETRY_TIME_SCALE: '0.002', ...process.env });
+  knownSettings = settings;
   const t0 = Date.now();
   const stack = await startEmbeddedStack(settings, (m) => console.log(`· ${m}`));
+  runningStack = stack;
   const shutdown = async (signal: string) => {
     if (stopping) return;
     stopping = true;
@@ -86,8 +94,24 @@ async function main() {
   console.log('\nServing until Ctrl-C.');
 }
 
-main().catch((e) => {
+/** Keeps the stack trace of an unexpected failure in DATA_DIR/start-error.log; returns a note pointing there. */
+function saveTrace(e: unknown): string {
+  if (!(e instanceof Error) || !e.stack || !knownSettings) return '';
+  try {
+    const file = path.join(knownSettings.DATA_DIR, 'start-error.log');
+    fs.mkdirSync(knownSettings.DATA_DIR, { recursive: true });
+    fs.appendFileSync(file, `${new Date().toISOString()} ${e.stack}\n`);
+    return ` (stack trace in ${file})`;
+  } catch {
+    return '';
+  }
+}
+
+// Every failure ends in one line: what failed, and what to do about it.
+main().catch(async (e) => {
   if (stopping) return; // a request cut short by the shutdown
-  console.error(e instanceof Error ? e.message : e);
+  const { line, known } = explainStartupFailure(e, knownSettings);
+  console.error(`\nnpm start: ${line}${known ? '' : saveTrace(e)}`);
+  await runningStack?.stop().catch(() => {});
   process.exit(1);
 });

@@ -4,16 +4,10 @@ import path from 'node:path';
 import type { Server } from 'node:http';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, type Worker } from '@temporalio/worker';
-import type { Pool } from 'pg';
 import type { Settings } from '../config/settings';
-import { loadSecrets } from '../config/secrets';
-import { createPool } from '../db/pool';
-import { migrate } from '../db/migrate';
-import { seedQualificationRules } from '../db/qualification-rule-store';
-import { createActivityDependencies, publicUrl, type ActivityDependencies } from '../activities/dependencies';
-import { createWorker } from '../workers/create-worker';
-import { createApp } from '../api/app';
-import { DeliveryService } from '../api/delivery-service';
+import { publicUrl, type ActivityDependencies } from '../activities/dependencies';
+import type { DeliveryService } from '../api/delivery-service';
+import { buildActivityDependencies, buildApi, buildDeliveryService, buildWorker, openRuntime, type EngineRuntime } from '../runtime/composition-root';
 import { SandboxMx } from '../mx-sandbox/sandbox-mx';
 import { locateTemporalCli } from './temporal-cli';
 import { startDevServer, type RunningDevServer } from './temporal-dev-server';
@@ -21,7 +15,7 @@ import { startEmbeddedPostgres, type PostgresHandle } from './postgres';
 
 export interface RunningStack {
   settings: Settings;
-  pool: Pool;
+  runtime: EngineRuntime;
   client: Client;
   service: DeliveryService;
   deps: ActivityDependencies;
@@ -65,11 +59,6 @@ export async function startEmbeddedStack(base: Settings, log: (m: string) => voi
       stops.push(() => p.stop());
       databaseUrl = pg.connectionString;
     }
-    const pool = createPool(databaseUrl);
-    stops.push(() => pool.end());
-    await migrate(pool);
-    await seedQualificationRules(pool);
-
     let mx: SandboxMx | null = null;
     let settings = base;
     if (!base.MX_OVERRIDES && base.SEND_MODE === 'direct') {
@@ -82,22 +71,16 @@ export async function startEmbeddedStack(base: Settings, log: (m: string) => voi
       log(`sandbox MX listening on 127.0.0.1:${port}`);
     }
 
-    const secrets = loadSecrets(settings);
-    const deps = createActivityDependencies(pool, settings, secrets);
+    const rt = await openRuntime(settings, { databaseUrl });
+    stops.push(() => rt.close());
+    const deps = buildActivityDependencies(rt);
     stops.push(async () => deps.sender.close());
     await deps.rules.start();
     stops.push(async () => deps.rules.stop());
 
     const nativeConnection = await NativeConnection.connect({ address: settings.TEMPORAL_ADDRESS });
     stops.push(() => nativeConnection.close());
-    const worker: Worker = await createWorker({
-      connection: nativeConnection,
-      namespace: settings.TEMPORAL_NAMESPACE,
-      taskQueue: settings.TASK_QUEUE,
-      deps,
-      maxConcurrentActivities: settings.WORKER_MAX_CONCURRENT_ACTIVITIES,
-      maxConcurrentWorkflowTasks: settings.WORKER_MAX_CONCURRENT_WORKFLOW_TASKS,
-    });
+    const worker: Worker = await buildWorker(rt, { connection: nativeConnection, deps });
     const running = worker.run();
     stops.push(async () => {
       worker.shutdown();
@@ -107,25 +90,12 @@ export async function startEmbeddedStack(base: Settings, log: (m: string) => voi
     const connection = await Connection.connect({ address: settings.TEMPORAL_ADDRESS });
     stops.push(() => connection.close());
     const client = new Client({ connection, namespace: settings.TEMPORAL_NAMESPACE });
-    const service = new DeliveryService({
-      client,
-      pool,
-      keys: deps.keys,
-      taskQueue: settings.TASK_QUEUE,
-      dkimSelector: settings.DKIM_SELECTOR,
-      kpiRefreshMs: settings.KPI_REFRESH_SECONDS * 1000,
-    });
+    const service = buildDeliveryService(rt, client);
     const temporalUiUrl = temporal ? `http://127.0.0.1:${settings.TEMPORAL_UI_PORT}` : null;
-    const app = createApp({
-      service,
-      keys: deps.keys,
-      pool,
-      verpSecret: secrets.verpSecret,
-      temporalUiUrl: temporalUiUrl ?? undefined,
-      schedules: { client, taskQueue: settings.TASK_QUEUE },
-    });
+    const app = buildApi(rt, { service, client, temporalUiUrl: temporalUiUrl ?? undefined });
     const server: Server = await new Promise((resolve, reject) => {
-      const s = app.listen(settings.API_PORT, '127.0.0.1', () => resolve(s));
+      // Express 5 hands a listen error (port taken) to the callback.
+      const s = app.listen(settings.API_PORT, '127.0.0.1', (err?: Error) => (err ? reject(err) : resolve(s)));
       s.on('error', reject);
     });
     stops.push(
@@ -137,7 +107,7 @@ export async function startEmbeddedStack(base: Settings, log: (m: string) => voi
     );
     return {
       settings,
-      pool,
+      runtime: rt,
       client,
       service,
       deps,

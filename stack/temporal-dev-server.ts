@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { ALL_SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
+import { portInUseHint, StartupError } from './startup-error';
 
 export interface DevServerOptions {
   cliPath: string;
@@ -29,10 +30,51 @@ export function searchAttributeArgs(): string[] {
   return ALL_SEARCH_ATTRIBUTES.flatMap((k) => ['--search-attribute', `${k.name}=Keyword`]);
 }
 
-async function waitForPort(host: string, port: number, timeoutMs: number, proc: ChildProcess): Promise<void> {
+const FAILED = 'Temporal dev server failed';
+
+/** The last meaningful line of the server's log, to quote when it fails. */
+function lastLogLine(logFile: string | undefined, from: number): string | null {
+  if (!logFile) return null;
+  try {
+    const lines = fs.readFileSync(logFile).subarray(from).toString('utf8').split('\n').map((l) => l.trim()).filter(Boolean);
+    const line = [...lines].reverse().find((l) => /error|fatal|fail|panic/i.test(l)) ?? lines.at(-1);
+    return line ? line.slice(0, 300) : null;
+  } catch {
+    return null;
+  }
+}
+
+async function assertPortFree(host: string, port: number, setting: string): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EADDRINUSE') {
+        const extra = setting === 'TEMPORAL_ADDRESS' ? ' (or set TEMPORAL_EXTERNAL=true to use the server already there)' : '';
+        reject(new StartupError(`${FAILED}: ${host}:${port} is already in use (${setting}) — ${portInUseHint(port, setting)}${extra}`));
+      } else resolve(); // let the server itself report anything else
+    });
+    s.listen(port, host, () => s.close(() => resolve()));
+  });
+}
+
+async function waitForPort(host: string, port: number, timeoutMs: number, proc: ChildProcess, opts: DevServerOptions, logFrom: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
+  let spawnError: NodeJS.ErrnoException | null = null;
+  proc.once('error', (e) => (spawnError = e));
+  /** What the log says, and what to do about it. */
+  const seeLog = () => {
+    const line = lastLogLine(opts.logFile, logFrom);
+    if (line) return ` (last log line: ${line}; see ${opts.logFile}) — fix what the log says, then start again`;
+    return ` without output — check that ${opts.cliPath} is the Temporal CLI (TEMPORAL_CLI), then start again`;
+  };
   while (Date.now() < deadline) {
-    if (proc.exitCode !== null) throw new Error(`temporal server exited early with code ${proc.exitCode}`);
+    const failed = spawnError as NodeJS.ErrnoException | null;
+    if (failed) {
+      throw new StartupError(`${FAILED}: cannot run ${opts.cliPath} (${failed.code ?? failed.message}) — set TEMPORAL_CLI to a working temporal binary, or unset it to use PATH or build one`);
+    }
+    if (proc.exitCode !== null || proc.signalCode !== null) {
+      throw new StartupError(`${FAILED}: it exited at start with ${proc.exitCode ?? proc.signalCode}${seeLog()}`);
+    }
     const ok = await new Promise<boolean>((resolve) => {
       const s = net.connect({ host, port }, () => {
         s.end();
@@ -43,7 +85,8 @@ async function waitForPort(host: string, port: number, timeoutMs: number, proc: 
     if (ok) return;
     await new Promise((r) => setTimeout(r, 200));
   }
-  throw new Error(`temporal server did not listen on ${host}:${port} within ${timeoutMs} ms`);
+  proc.kill('SIGKILL');
+  throw new StartupError(`${FAILED}: it did not listen on ${host}:${port} within ${timeoutMs / 1000} s${seeLog()}`);
 }
 
 export interface RunningDevServer {
@@ -54,6 +97,11 @@ export interface RunningDevServer {
 export async function startDevServer(opts: DevServerOptions): Promise<RunningDevServer> {
   const [host, portText] = opts.address.split(':');
   const port = Number(portText);
+  if (!host || !Number.isInteger(port)) {
+    throw new StartupError(`${FAILED}: TEMPORAL_ADDRESS=${opts.address} is not host:port — set it like 127.0.0.1:7233`);
+  }
+  await assertPortFree(host, port, 'TEMPORAL_ADDRESS');
+  await assertPortFree(host, opts.uiPort, 'TEMPORAL_UI_PORT');
   const args = ['server', 'start-dev', '--ip', host, '--port', String(port), '--namespace', opts.namespace, '--ui-port', String(opts.uiPort), '--log-level', 'warn'];
   if (opts.dbFile) {
     fs.mkdirSync(path.dirname(opts.dbFile), { recursive: true });
@@ -61,12 +109,13 @@ export async function startDevServer(opts: DevServerOptions): Promise<RunningDev
   }
   args.push(...searchAttributeArgs(), ...devServerExtraArgs());
   const out = opts.logFile ? fs.openSync(opts.logFile, 'a') : 'ignore';
+  const logFrom = typeof out === 'number' ? fs.fstatSync(out).size : 0;
   const proc = spawn(opts.cliPath, args, {
     // GOGC=400 trades memory for ~15% more throughput on this 2-core machine.
     env: { ...process.env, GOGC: process.env.GOGC ?? '400' },
     stdio: ['ignore', out, out],
   });
-  await waitForPort(host, port, 60_000, proc);
+  await waitForPort(host, port, 60_000, proc, opts, logFrom);
   return {
     process: proc,
     async stop() {

@@ -1,9 +1,9 @@
 /** DKIM: deterministic rebuild of a message, RSA / Ed25519 / dual signatures that verify, and a one-byte change that breaks them. */
 import { describe, expect, it } from 'vitest';
-import { buildMessage, stableMessageId, type MessageEnvelopeFields } from '../mail/message-builder';
-import { signMessage } from '../mail/dkim-signer';
-import { dkimTxtRecord, generateDkimKey, KeyCipher, type DkimAlgorithm } from '../mail/dkim-keys';
-import type { SigningKey } from '../db/dkim-key-store';
+import { buildMessage, stableMessageId, type MessageEnvelopeFields } from '../mail/mime/message-builder';
+import { signMessage } from '../mail/dkim/signer';
+import { dkimTxtRecord, generateDkimKey, type DkimAlgorithm, type SigningKey } from '../mail/dkim/keys';
+import { KeyCipher } from '../mail/dkim/key-cipher';
 import { verifyDkim } from './support/dkim-verify';
 
 const fields: MessageEnvelopeFields = {

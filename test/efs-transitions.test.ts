@@ -1,7 +1,7 @@
 /** The EFS transitions of a delivery, driven through real workflows, Postgres and the sandbox MX, checked in the log and by query. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHarness, type Harness } from './support/harness';
-import { recipientStateQuery, recipientWorkflowId, type RecipientStateView } from '../workflows/definitions';
+import { recipientStateQuery, recipientWorkflowId, type RecipientStateView } from '../workflows/contract';
 
 let h: Harness;
 

@@ -2,7 +2,7 @@
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHarness, type Harness } from './support/harness';
-import { deliveryStateQuery, deliveryWorkflowId } from '../workflows/definitions';
+import { deliveryStateQuery, deliveryWorkflowId } from '../workflows/contract';
 
 const RECIPIENTS = Number(process.env.FANOUT_TEST_RECIPIENTS ?? 20_000);
 const HISTORY_BOUND = 20_000;

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, Connection } from '@temporalio/client';
 import { apiCall, request as httpRequest, type RequestBody } from './support/http';
 import { startHarness, type Harness } from './support/harness';
-import { DeliveryService } from '../api/delivery-service';
+import { buildDeliveryService } from '../runtime/composition-root';
 import { createDeliverySchema } from '../api/delivery-input';
 
 let h: Harness;
@@ -298,7 +298,7 @@ describe('never half-created', () => {
     const connection = await Connection.connect({ address: h.settings.TEMPORAL_ADDRESS });
     const client = new Client({ connection });
     await connection.close();
-    const service = new DeliveryService({ client, pool: h.pool, keys: h.deps.keys, taskQueue: h.taskQueue, dkimSelector: h.settings.DKIM_SELECTOR, kpiRefreshMs: 500 });
+    const service = buildDeliveryService(h.runtime, client, h.taskQueue);
     const name = `half-created ${u()}`;
     const domain = `half-${u()}.example`;
     const input = createDeliverySchema.parse(base({ name, recipients: [{ email: `a@${domain}` }, { email: `b@${domain}` }] }));

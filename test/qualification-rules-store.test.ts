@@ -8,10 +8,13 @@ import type { Pool } from 'pg';
 import seed from '../rules/smtp-qualification-rules.json';
 import { createPool } from '../db/pool';
 import { migrate } from '../db/migrate';
-import { InvalidQualificationRuleError, QualificationRuleStore } from '../db/qualification-rule-store';
+import { QualificationRuleStore } from '../db/qualification-rule-store';
+import { InvalidQualificationRuleError } from '../domain/bounce-rules/rule-validation';
 import { QualificationRulesCache } from '../activities/qualification-rules-cache';
 import { createRulesRouter } from '../api/rules-routes';
 import { createApp } from '../api/app';
+import { apiErrorMiddleware } from '../api/error-middleware';
+import { createStores } from '../db/stores';
 import { getDefaultRules } from '../domain/bounce-rules/qualify-smtp-reply';
 import type { QualificationRule } from '../domain/bounce-rules/qualification-rule';
 import { parseSmtpReply } from '../domain/smtp-reply';
@@ -285,6 +288,7 @@ describe('HTTP routes', () => {
     const app = express();
     app.use(express.json());
     app.use(createRulesRouter({ store }));
+    app.use(apiErrorMiddleware);
     server = await new Promise((resolve) => {
       const s = app.listen(0, '127.0.0.1', () => resolve(s));
     });
@@ -404,7 +408,7 @@ describe('HTTP routes', () => {
   });
 
   it('is mounted by createApp before its 404 handler', async () => {
-    const app = createApp({ service: {} as never, keys: {} as never, pool, verpSecret: 'unused' });
+    const app = createApp({ service: {} as never, stores: createStores(pool, { keyEncryptionSecret: 'unused-unused-unused' }), verpSecret: 'unused' });
     const s: Server = await new Promise((resolve) => {
       const srv = app.listen(0, '127.0.0.1', () => resolve(srv));
     });

@@ -10,7 +10,7 @@ import { startHarness, type Harness } from './support/harness';
 import { DeliveryTemplateStore } from '../db/delivery-templates';
 import { createRecurringActivities } from '../activities/recurring-activities';
 import { recurringScheduleId } from '../api/schedule-routes';
-import type { RecurringRunResult } from '../workflows/recurring-delivery-workflow';
+import type { RecurringRunResult } from '../workflows/contract';
 
 let h: Harness;
 let templates: DeliveryTemplateStore;

@@ -10,23 +10,17 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
 import type { Pool } from 'pg';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime, type Worker } from '@temporalio/worker';
-import { temporal } from '@temporalio/proto';
 import { parseSettings } from '../config/settings';
-import { createPool } from '../db/pool';
-import { DeliveryStore } from '../db/delivery-store';
-import { DeliveryLog } from '../db/delivery-log';
-import { createActivityDependencies, type ActivityDependencies } from '../activities/dependencies';
+import type { ActivityDependencies } from '../activities/dependencies';
 import { createActivities } from '../activities';
-import type { SendInput } from '../activities/sending-activities';
-import { createWorker } from '../workers/create-worker';
+import type { SendInput } from '../workflows/contract';
+import { buildActivityDependencies, buildWorker, openRuntime, type EngineRuntime } from '../runtime/composition-root';
 import { SandboxMx } from '../mx-sandbox/sandbox-mx';
-import { locateTemporalTestServer } from '../stack/temporal-test-server';
 import { recipientWorkflow } from '../workflows/recipient-workflow';
-import { recipientStateQuery, recipientWorkflowId, type RecipientStateView } from '../workflows/definitions';
+import { recipientStateQuery, recipientWorkflowId, type RecipientStateView } from '../workflows/contract';
 import {
-  ALL_SEARCH_ATTRIBUTES,
   DeliveryIdAttribute,
   EfsStatusAttribute,
   FailureReasonAttribute,
@@ -35,6 +29,7 @@ import {
 import { MAX_RETRY_WINDOW_MS, RETRY_SCHEDULES, retryDelayMs } from '../domain/retry-schedule';
 import type { RetryClass } from '../domain/failure';
 import { TEST_SECRETS } from './support/harness';
+import { startTimeSkippingEnv } from './support/time-skipping';
 
 const MIN = 60_000;
 const HOUR = 60 * MIN;
@@ -46,6 +41,7 @@ const UNREACHABLE_DOMAIN = 'unreachable.test';
 let env: TestWorkflowEnvironment;
 let worker: Worker;
 let running: Promise<void>;
+let runtime: EngineRuntime;
 let pool: Pool;
 let deps: ActivityDependencies;
 let mx: SandboxMx;
@@ -57,21 +53,9 @@ const timings: Record<string, number> = {};
 
 beforeAll(async () => {
   Runtime.install({ logger: new DefaultLogger('WARN') });
-  let t = Date.now();
-  const settingsForTools = parseSettings(process.env);
-  const serverPath = locateTemporalTestServer({ toolsDir: settingsForTools.TOOLS_DIR, explicit: process.env.TEMPORAL_TEST_SERVER || undefined });
-  timings.locateMs = Date.now() - t;
-  t = Date.now();
-  env = await TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path: serverPath } } });
+  const t = Date.now();
+  env = await startTimeSkippingEnv();
   timings.serverStartMs = Date.now() - t;
-  // The test server refuses unknown search attributes ("INVALID_ARGUMENT: search attribute DeliveryId is not defined" at
-  // start): register the project's keywords through its operator service, as the dev server's --search-attribute flags do.
-  await env.connection.operatorService.addSearchAttributes({
-    namespace: 'default',
-    searchAttributes: Object.fromEntries(
-      ALL_SEARCH_ATTRIBUTES.map((k) => [k.name, temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD]),
-    ),
-  });
 
   mx = new SandboxMx({ port: 0 }); // greylistDelayMs 0: a greylisted address is accepted on its next attempt
   const { port } = await mx.start();
@@ -88,8 +72,9 @@ beforeAll(async () => {
     SMTP_SOCKET_TIMEOUT_MS: '10000',
   });
   expect(settings.RETRY_TIME_SCALE).toBe(1);
-  pool = createPool(settings.DATABASE_URL!, 5);
-  deps = createActivityDependencies(pool, settings, TEST_SECRETS);
+  runtime = await openRuntime(settings, { secrets: TEST_SECRETS, poolSize: 5, prepareDatabase: false });
+  pool = runtime.pool;
+  deps = buildActivityDependencies(runtime);
   deps.random = () => {
     const r = Math.random();
     draws.push(r);
@@ -104,7 +89,7 @@ beforeAll(async () => {
     if (outcome.outcome !== 'deferred') sendInputs.push({ attempt: input.attempt, workflowNowMs: input.workflowNowMs });
     return outcome;
   };
-  worker = await createWorker({
+  worker = await buildWorker(runtime, {
     connection: env.nativeConnection,
     namespace: 'default',
     taskQueue,
@@ -122,9 +107,9 @@ afterAll(async () => {
   await running;
   deps?.sender.close();
   await mx?.stop();
-  await pool?.end();
+  await runtime?.close();
   await env?.teardown();
-  console.info(`time-skipping test server: located in ${timings.locateMs} ms, started in ${timings.serverStartMs} ms`);
+  console.info(`time-skipping test server: located and started in ${timings.serverStartMs} ms`);
 });
 
 interface Attempt {
@@ -154,8 +139,8 @@ function protoMs(d: { seconds?: unknown; nanos?: number | null } | null | undefi
 /** Creates a one-recipient delivery, hands the recipient over as the batch workflow would, and runs its workflow to the end. */
 async function runRecipient(email: string, validityMs: number): Promise<Run> {
   const realStart = Date.now();
-  const store = new DeliveryStore(pool);
-  const log = new DeliveryLog(pool);
+  const store = runtime.stores.deliveries;
+  const log = runtime.stores.log;
   const { id: deliveryId } = await store.create(
     {
       name: `retry window ${email}`,

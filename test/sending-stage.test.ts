@@ -5,7 +5,7 @@ import { apiCall, waitUntil } from './support/http';
 import { verifyDkim } from './support/dkim-verify';
 import { decodeVerp } from '../domain/verp';
 import { SandboxMx } from '../mx-sandbox/sandbox-mx';
-import { recipientStateQuery, recipientWorkflowId } from '../workflows/definitions';
+import { recipientStateQuery, recipientWorkflowId } from '../workflows/contract';
 
 let h: Harness;
 

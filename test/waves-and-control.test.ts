@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHarness, type Harness } from './support/harness';
 import { apiCall, waitUntil } from './support/http';
-import { recipientStateQuery, recipientWorkflowId } from '../workflows/definitions';
+import { recipientStateQuery, recipientWorkflowId } from '../workflows/contract';
 import { nextLocalTime } from '../domain/local-send-time';
 
 let h: Harness;

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startHarness, TEST_SECRETS, type Harness } from './support/harness';
-import { recipientWorkflowId } from '../workflows/definitions';
+import { recipientWorkflowId } from '../workflows/contract';
 
 const ROOT = path.resolve(__dirname, '..');
 const RECIPIENTS = 600;

@@ -1,16 +1,13 @@
 /** Builds the worker that runs every workflow and activity of the project on one task queue. */
 import path from 'node:path';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
-import { createActivities, type Activities } from '../activities';
-import type { ActivityDependencies } from '../activities/dependencies';
+import type { Activities } from '../workflows/contract';
 
 export interface WorkerConfig {
   connection: NativeConnection;
   namespace: string;
   taskQueue: string;
-  deps: ActivityDependencies;
-  /** Activities built by the caller from `deps` (tests that observe activity inputs); default: createActivities(deps). */
-  activities?: Activities;
+  activities: Activities;
   maxConcurrentActivities: number;
   maxConcurrentWorkflowTasks: number;
   /** A prebuilt bundle (tests build it once); otherwise the worker bundles workflows/ at start. */
@@ -27,7 +24,7 @@ export async function createWorker(c: WorkerConfig): Promise<Worker> {
     connection: c.connection,
     namespace: c.namespace,
     taskQueue: c.taskQueue,
-    activities: c.activities ?? createActivities(c.deps),
+    activities: c.activities,
     ...(c.workflowBundle ? { workflowBundle: c.workflowBundle } : { workflowsPath: workflowsPath() }),
     maxConcurrentActivityTaskExecutions: c.maxConcurrentActivities,
     maxConcurrentLocalActivityExecutions: c.maxConcurrentActivities,

@@ -1,356 +1,217 @@
-/** The life of a delivery: analysis, confirmation, contact date, waves handed over page by page, and KPIs kept current until every recipient is final. */
-import {
-  ApplicationFailure,
-  condition,
-  continueAsNew,
-  executeChild,
-  proxyActivities,
-  proxyLocalActivities,
-  setHandler,
-  upsertSearchAttributes,
-  workflowInfo,
-} from '@temporalio/workflow';
-import type { Activities, AnalysisSummary } from '../activities';
-import type { DraftChanges } from '../activities/delivery-activities';
-import { allRecipientsFinal, type DeliveryKpis } from '../domain/efs-status';
+/**
+ * The life of a delivery, as four phases over one state object (DeliveryRun): analyse until confirmed → wait for
+ * the contact date → hand the waves over page by page → follow the log until every recipient is final.
+ * Cancellation ends any phase; a sending delivery continues as new when its history grows.
+ */
+import { allHandlersFinished, condition, continueAsNew, executeChild, proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
+import { allRecipientsFinal } from '../domain/efs-status';
 import { planWaves } from '../domain/wave-plan';
 import {
-  cancelUpdate,
-  confirmUpdate,
-  deliveryKpisQuery,
-  deliveryStateQuery,
-  editDraftUpdate,
-  pauseUpdate,
-  rescheduleUpdate,
-  resumeUpdate,
-  type DeliveryPhase,
+  deliveryWorkflowId,
+  recipientBatchWorkflowId,
+  type AnalysisSummary,
+  type DeliveryActivities,
   type DeliveryStateView,
   type DeliveryWorkflowInput,
   type WaveProgress,
-} from './definitions';
+} from './contract';
+import { DeliveryRun } from './delivery-run';
+import { registerDeliveryHandlers } from './delivery-handlers';
 import { recipientBatchWorkflow } from './recipient-batch-workflow';
-import { DeliveryIdAttribute, DeliveryStateAttribute } from './search-attributes';
+import { DeliveryIdAttribute } from './search-attributes';
 
 // Analysis reads and writes the whole population in set-based SQL: under a minute even for a million recipients.
-const { analyseDelivery } = proxyActivities<Activities>({
+const { analyseDelivery } = proxyActivities<DeliveryActivities>({
   startToCloseTimeout: '10 minutes',
   retry: { initialInterval: '2 seconds', maximumInterval: '1 minute', maximumAttempts: 10 },
 });
 
-// Small single-statement reads and writes: local activities cost one history event each.
-const { setDeliveryState, claimRecipientPage, readDeliveryKpis, cancelPendingRecipients, updateDeliveryDraft, setContactDate } =
-  proxyLocalActivities<Activities>({
-    startToCloseTimeout: '1 minute',
-    retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 20 },
-  });
+// Cancelling a million pending recipients takes tens of seconds: a regular activity, in chunks, heartbeating between
+// them, so a dead worker is noticed in 30 s and the retry goes on where the last chunk ended.
+const { cancelPendingRecipients } = proxyActivities<DeliveryActivities>({
+  startToCloseTimeout: '30 minutes',
+  heartbeatTimeout: '30 seconds',
+  retry: { initialInterval: '2 seconds', maximumInterval: '1 minute', maximumAttempts: 20 },
+});
 
-const DEFAULT_PAGE_SIZE = 500;
-const DEFAULT_MAX_IN_FLIGHT = 2_000;
-const DEFAULT_KPI_REFRESH_MS = 2_000;
-const MAX_IDLE_REFRESH_MS = 60_000;
-// Well under the ~50K-event limit: a new run starts long before the history gets slow to replay.
-const HISTORY_EVENTS_BEFORE_CONTINUE = 10_000;
+// Claiming a page is one short statement: a local activity costs one history event per page.
+const { claimRecipientPage } = proxyLocalActivities<DeliveryActivities>({
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 20 },
+});
 
-const BEFORE_CONFIRMATION: DeliveryPhase[] = ['analysing', 'awaiting_confirmation', 'analysis_failed'];
+type Ending = 'completed' | 'cancelled' | 'continue';
 
 export async function deliveryWorkflow(input: DeliveryWorkflowInput): Promise<DeliveryStateView> {
-  const pageSize = input.pageSize ?? DEFAULT_PAGE_SIZE;
-  const maxInFlight = input.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
-  const refreshMs = input.kpiRefreshMs ?? DEFAULT_KPI_REFRESH_MS;
-  const resumed = input.resume;
+  const run = new DeliveryRun(input);
+  registerDeliveryHandlers(run);
 
-  const view: DeliveryStateView = {
-    deliveryId: input.deliveryId,
-    phase: resumed?.phase ?? 'analysing',
-    analysis: resumed?.analysis ?? null,
-    kpis: resumed?.kpis ?? null,
-    kpisAtMs: null,
-    validityEndsAtMs: resumed?.validityEndsAtMs ?? null,
-    contactDateMs: input.contactDateMs ?? null,
-    handedOverUpToRecipientId: resumed?.afterRecipientId ?? 0,
-    batchesStarted: resumed?.batchesStarted ?? 0,
-    confirmedBy: resumed?.confirmedBy ?? null,
-    paused: resumed?.paused ?? false,
-    cancelReason: null,
-    waves: resumed?.waves ?? [],
-  };
-  let cancelRequested = false;
-  let analysing = false;
-  let reanalyse = false;
-  let rescheduled = false;
-  let editing = 0;
-
-  const isEnded = () => view.phase === 'completed' || view.phase === 'cancelled';
-
-  setHandler(deliveryStateQuery, () => view);
-  setHandler(deliveryKpisQuery, () => view.kpis);
-
-  setHandler(
-    confirmUpdate,
-    (req) => {
-      view.confirmedBy = req.confirmedBy ?? 'api';
-      return view.phase;
-    },
-    {
-      validator: (_req: { confirmedBy?: string }) => {
-        if (cancelRequested || view.phase === 'cancelled') throw new Error('the delivery is cancelled');
-        if (analysing || reanalyse || editing > 0 || view.phase === 'analysing') throw new Error('the delivery is still being analysed; confirm once the analysis has ended');
-        if (view.phase === 'analysis_failed') throw new Error('the analysis found blocking errors; fix them before confirming');
-        if (view.phase !== 'awaiting_confirmation' || view.confirmedBy !== null) throw new Error(`the delivery is already confirmed (phase: ${view.phase})`);
-      },
-    },
-  );
-  setHandler(
-    cancelUpdate,
-    (req) => {
-      cancelRequested = true;
-      view.cancelReason = req.reason ?? null;
-      return view.phase;
-    },
-    {
-      validator: (_req: { reason?: string }) => {
-        if (isEnded()) throw new Error(`the delivery is already ${view.phase}`);
-        if (cancelRequested) throw new Error('the delivery is already being cancelled');
-      },
-    },
-  );
-  setHandler(
-    pauseUpdate,
-    async () => {
-      view.paused = true;
-      if (view.phase === 'sending') await enter('paused');
-      return view.phase;
-    },
-    {
-      validator: (_req: { reason?: string }) => {
-        if (isEnded() || cancelRequested) throw new Error(`the delivery is ${cancelRequested ? 'being cancelled' : view.phase}`);
-        if (view.paused) throw new Error('the delivery is already paused');
-        if (BEFORE_CONFIRMATION.includes(view.phase)) throw new Error('only a confirmed delivery can be paused; it is not confirmed yet');
-      },
-    },
-  );
-  setHandler(
-    resumeUpdate,
-    async () => {
-      view.paused = false;
-      if (view.phase === 'paused') await enter('sending');
-      return view.phase;
-    },
-    {
-      validator: () => {
-        if (!view.paused) throw new Error('the delivery is not paused');
-      },
-    },
-  );
-  setHandler(
-    rescheduleUpdate,
-    async (req) => {
-      await setContactDate({ deliveryId: input.deliveryId, contactDateMs: req.contactDateMs });
-      view.contactDateMs = req.contactDateMs;
-      rescheduled = true;
-      return view.phase;
-    },
-    {
-      validator: (_req: { contactDateMs: number | null }) => {
-        if (cancelRequested || isEnded()) throw new Error(`the delivery is ${cancelRequested ? 'being cancelled' : view.phase}`);
-        if (![...BEFORE_CONFIRMATION, 'scheduled'].includes(view.phase)) throw new Error('the contact date cannot change once sending has started');
-      },
-    },
-  );
-  setHandler(
-    editDraftUpdate,
-    async (changes) => {
-      editing++;
-      try {
-        await updateDeliveryDraft({ deliveryId: input.deliveryId, changes });
-        reanalyse = true;
-      } finally {
-        editing--;
-      }
-      return view.phase;
-    },
-    {
-      validator: (_changes: DraftChanges) => {
-        if (cancelRequested || isEnded()) throw new Error(`the delivery is ${cancelRequested ? 'being cancelled' : view.phase}`);
-        if (!BEFORE_CONFIRMATION.includes(view.phase) || view.confirmedBy !== null) throw new Error('the delivery is confirmed: its content and target can no longer change');
-      },
-    },
-  );
-
-  async function enter(phase: DeliveryPhase): Promise<void> {
-    view.phase = phase;
-    upsertSearchAttributes([{ key: DeliveryStateAttribute, value: phase }]);
-    await setDeliveryState(input.deliveryId, phase);
+  const ending = await runPhases(run);
+  // Every update accepted so far has finished (its write is in Postgres) before this run returns or hands over.
+  await condition(allHandlersFinished);
+  if (ending === 'continue') {
+    return continueAsNew<typeof deliveryWorkflow>({ ...input, contactDateMs: run.view.contactDateMs ?? undefined, resume: run.resumeState() });
   }
+  return run.view;
+}
 
-  async function refreshKpis(): Promise<DeliveryKpis> {
-    view.kpis = await readDeliveryKpis(input.deliveryId);
-    view.kpisAtMs = Date.now(); // deterministic inside workflows: the SDK replays the recorded time
-    return view.kpis;
+async function runPhases(run: DeliveryRun): Promise<Ending> {
+  if (!run.resumed) {
+    const analysis = await analyseUntilConfirmed(run);
+    if (analysis === null) return finishCancelled(run);
+    if (!(await waitForContactDate(run))) return finishCancelled(run);
+    await startSending(run, analysis);
   }
+  const handedOver = await handOverWaves(run);
+  if (handedOver !== 'completed') return handedOver === 'cancelled' ? finishCancelled(run) : 'continue';
+  return followUntilFinal(run);
+}
 
-  /**
-   * Waits until `untilMs` or until `wake()` holds, refreshing the KPIs while recipients are in flight, backing off
-   * from `refreshMs` to a minute while nothing changes (soft bounces can wait hours). Returns false when the history
-   * asks for a continue-as-new first.
-   */
-  async function waitKeepingKpisCurrent(untilMs: number, wake: () => boolean): Promise<boolean> {
-    let interval = refreshMs;
-    if (untilMs > Date.now() && !wake()) await refreshKpis(); // pages just handed over are in flight now
-    for (;;) {
-      const remaining = untilMs - Date.now();
-      if (remaining <= 0 || wake()) return true;
-      const before = view.kpis;
-      const inFlight = before === null || before.takenIntoAccount > 0;
-      await condition(wake, inFlight ? Math.min(interval, remaining) : remaining);
-      if (wake()) return true;
-      if (inFlight) {
-        const after = await refreshKpis();
-        const changed = !before || after.sent !== before.sent || after.failed !== before.failed || after.takenIntoAccount !== before.takenIntoAccount;
-        interval = changed ? refreshMs : Math.min(interval * 2, MAX_IDLE_REFRESH_MS);
-      }
-      if (workflowInfo().historyLength > HISTORY_EVENTS_BEFORE_CONTINUE) return false;
+/** Analysis, again after every draft edit, until the delivery is confirmed (or confirms itself); null when cancelled. */
+async function analyseUntilConfirmed(run: DeliveryRun): Promise<AnalysisSummary | null> {
+  const view = run.view;
+  for (;;) {
+    await run.enter('analysing');
+    run.analysing = true;
+    run.reanalyseRequested = false;
+    const analysis = await analyseDelivery({ deliveryId: run.deliveryId, plannedStartMs: view.contactDateMs ?? Date.now() });
+    run.analysing = false;
+    view.analysis = analysis;
+    await run.refreshKpis();
+    if (run.reanalyseRequested) continue;
+    if (run.cancelRequested) return null;
+    if (!analysis.confirmable) {
+      await run.enter('analysis_failed');
+      await condition(() => run.reanalyseRequested || run.cancelRequested);
+      if (run.cancelRequested) return null;
+      continue;
     }
-  }
-
-  async function finishCancelled(): Promise<DeliveryStateView> {
-    await cancelPendingRecipients(input.deliveryId);
-    // In-flight recipients finish their current message (and retries); the delivery ends when they are final.
-    for (;;) {
-      const k = await refreshKpis();
-      if (allRecipientsFinal(k)) break;
-      await condition(() => false, refreshMs);
+    if (run.autoConfirm) {
+      view.confirmedBy = 'auto';
+      return analysis;
     }
-    await enter('cancelled');
-    return view;
+    await run.enter('awaiting_confirmation');
+    await condition(() => view.confirmedBy !== null || run.reanalyseRequested || run.cancelRequested);
+    if (run.cancelRequested) return null;
+    if (view.confirmedBy !== null) return analysis;
   }
+}
 
-  if (!resumed) {
-    // --- analysis and confirmation (again after every draft edit) ---
-    let analysis: AnalysisSummary;
-    for (;;) {
-      await enter('analysing');
-      analysing = true;
-      reanalyse = false;
-      analysis = await analyseDelivery({ deliveryId: input.deliveryId, plannedStartMs: view.contactDateMs ?? Date.now() });
-      analysing = false;
-      view.analysis = analysis;
-      await refreshKpis();
-      if (reanalyse) continue;
-      if (cancelRequested) return finishCancelled();
-      if (!analysis.confirmable) {
-        await enter('analysis_failed');
-        await condition(() => reanalyse || cancelRequested);
-        if (cancelRequested) return finishCancelled();
-        continue;
-      }
-      if (input.autoConfirm) {
-        view.confirmedBy = 'auto';
-        break;
-      }
-      await enter('awaiting_confirmation');
-      await condition(() => view.confirmedBy !== null || reanalyse || cancelRequested);
-      if (cancelRequested) return finishCancelled();
-      if (view.confirmedBy !== null) break;
-    }
-
-    // --- contact date (changeable until sending starts) ---
-    await enter('scheduled');
-    for (;;) {
-      rescheduled = false;
-      const wait = view.contactDateMs === null ? 0 : view.contactDateMs - Date.now();
-      if (wait > 0) await condition(() => cancelRequested || rescheduled, wait);
-      if (cancelRequested) return finishCancelled();
-      if (!rescheduled && !view.paused) break;
-      if (view.paused) await condition(() => !view.paused || cancelRequested);
-    }
-    const startMs = Date.now();
-    view.validityEndsAtMs = startMs + analysis.validitySeconds * 1000;
-    view.waves = planWaves(analysis.options.waves, analysis.toDeliver, startMs, analysis.ratePerSecond).map((w) => ({
-      index: w.index,
-      plannedStartMs: w.startAtMs,
-      size: w.size,
-      handedOver: 0,
-      startedAtMs: null,
-      handedOverAtMs: null,
-    }));
-    await enter('sending');
+/** Sleeps until the contact date, which may change (or be paused) until it comes; false when cancelled. */
+async function waitForContactDate(run: DeliveryRun): Promise<boolean> {
+  const view = run.view;
+  await run.enter('scheduled');
+  for (;;) {
+    run.rescheduled = false;
+    const wait = view.contactDateMs === null ? 0 : view.contactDateMs - Date.now();
+    if (wait > 0) await condition(() => run.cancelRequested || run.rescheduled, wait);
+    if (run.cancelRequested) return false;
+    if (!run.rescheduled && !view.paused) return true;
+    if (view.paused) await condition(() => !view.paused || run.cancelRequested);
   }
+}
 
-  // --- waves: each hands over its share of recipients page by page, within the in-flight window ---
+/** Fixes the validity end and the wave plan from the moment sending starts. */
+async function startSending(run: DeliveryRun, analysis: AnalysisSummary): Promise<void> {
+  const startMs = Date.now();
+  run.view.validityEndsAtMs = startMs + analysis.validitySeconds * 1000;
+  run.view.waves = planWaves(analysis.options.waves, analysis.toDeliver, startMs, analysis.ratePerSecond).map(
+    (w): WaveProgress => ({ index: w.index, plannedStartMs: w.startAtMs, size: w.size, handedOver: 0, startedAtMs: null, handedOverAtMs: null }),
+  );
+  await run.enter('sending');
+}
+
+/** Each wave hands over its share of recipients, page by page, within the in-flight window. */
+async function handOverWaves(run: DeliveryRun): Promise<Ending> {
+  const view = run.view;
+  const { pageSize, maxInFlight, kpiRefreshMs } = run.tunables;
   const validityEndsAtMs = view.validityEndsAtMs!;
   const localSendTime = view.analysis?.options.localSendTime;
-  let exhausted = false;
   for (const wave of view.waves) {
-    if (exhausted) break;
     if (wave.handedOver >= wave.size) continue;
-    if (!(await waitKeepingKpisCurrent(wave.plannedStartMs, () => cancelRequested))) return continueAs(input, view);
+    const waited = await waitKeepingKpisCurrent(run, wave.plannedStartMs, () => run.cancelRequested);
+    if (waited === 'continue') return 'continue';
     wave.startedAtMs ??= Date.now();
     while (wave.handedOver < wave.size) {
-      if (view.paused) await condition(() => !view.paused || cancelRequested);
-      if (cancelRequested) return finishCancelled();
-      const k = await refreshKpis();
+      if (view.paused) await condition(() => !view.paused || run.cancelRequested);
+      if (run.cancelRequested) return 'cancelled';
+      const k = await run.refreshKpis();
       if (k.awaitingFirstAttempt + pageSize > maxInFlight) {
-        await condition(() => cancelRequested, refreshMs);
+        await condition(() => run.cancelRequested, kpiRefreshMs);
         continue;
       }
       const page = await claimRecipientPage({
-        deliveryId: input.deliveryId,
+        deliveryId: run.deliveryId,
         afterRecipientId: view.handedOverUpToRecipientId,
         limit: Math.min(pageSize, wave.size - wave.handedOver),
         wave: wave.index,
         localSendTime,
         notBeforeMs: Date.now(),
       });
-      if (page.length === 0) {
-        exhausted = true;
-        break;
-      }
+      if (page.length === 0) return 'completed'; // fewer recipients than planned (none left to hand over)
       const batchNo = view.batchesStarted + 1;
       await executeChild(recipientBatchWorkflow, {
-        workflowId: `${workflowInfo().workflowId}-batch-${batchNo}`,
-        typedSearchAttributes: [{ key: DeliveryIdAttribute, value: input.deliveryId }],
-        args: [{ deliveryId: input.deliveryId, validityEndsAtMs, recipients: page }],
+        workflowId: recipientBatchWorkflowId(deliveryWorkflowId(run.deliveryId), batchNo),
+        typedSearchAttributes: [{ key: DeliveryIdAttribute, value: run.deliveryId }],
+        args: [{ deliveryId: run.deliveryId, validityEndsAtMs, recipients: page }],
       });
       view.batchesStarted = batchNo;
       view.handedOverUpToRecipientId = page[page.length - 1].recipientId;
       wave.handedOver += page.length;
-      if (workflowInfo().historyLength > HISTORY_EVENTS_BEFORE_CONTINUE || workflowInfo().continueAsNewSuggested) {
-        return continueAs(input, view);
-      }
+      if (run.historyFull) return 'continue';
     }
     wave.handedOverAtMs ??= Date.now();
   }
-
-  // --- every recipient handed over: follow the log until all are final ---
-  for (;;) {
-    const k = await refreshKpis();
-    if (allRecipientsFinal(k)) break;
-    if (cancelRequested) return finishCancelled();
-    // Wakes on cancel; otherwise returns after refreshing, at most a minute apart while nothing moves.
-    if (!(await waitKeepingKpisCurrent(Date.now() + MAX_IDLE_REFRESH_MS, () => cancelRequested || allRecipientsFinal(view.kpis!)))) {
-      return continueAs(input, view);
-    }
-  }
-  await enter('completed');
-  return view;
+  return 'completed';
 }
 
-function continueAs(input: DeliveryWorkflowInput, view: DeliveryStateView): Promise<never> {
-  if (view.validityEndsAtMs === null) throw ApplicationFailure.nonRetryable('continue-as-new before sending started');
-  return continueAsNew<typeof deliveryWorkflow>({
-    ...input,
-    contactDateMs: view.contactDateMs ?? undefined,
-    resume: {
-      phase: view.phase,
-      paused: view.paused,
-      afterRecipientId: view.handedOverUpToRecipientId,
-      validityEndsAtMs: view.validityEndsAtMs,
-      analysis: view.analysis,
-      kpis: view.kpis,
-      batchesStarted: view.batchesStarted,
-      confirmedBy: view.confirmedBy,
-      waves: view.waves,
-    },
-  });
+/** Every recipient handed over: follow the log until all are final. */
+async function followUntilFinal(run: DeliveryRun): Promise<Ending> {
+  for (;;) {
+    const k = await run.refreshKpis();
+    if (allRecipientsFinal(k)) break;
+    if (run.cancelRequested) return finishCancelled(run);
+    // Wakes on cancel; otherwise returns after refreshing, at most maxIdleRefreshMs apart while nothing moves.
+    const waited = await waitKeepingKpisCurrent(run, Date.now() + run.tunables.maxIdleRefreshMs, () => run.cancelRequested || allRecipientsFinal(run.view.kpis!));
+    if (waited === 'continue') return 'continue';
+  }
+  await run.enter('completed');
+  return 'completed';
+}
+
+/** Recipients not handed over end as cancelled; in-flight ones finish their message (and retries) first. */
+async function finishCancelled(run: DeliveryRun): Promise<Ending> {
+  await cancelPendingRecipients({ deliveryId: run.deliveryId });
+  for (;;) {
+    const k = await run.refreshKpis();
+    if (allRecipientsFinal(k)) break;
+    await condition(() => false, run.tunables.kpiRefreshMs);
+  }
+  await run.enter('cancelled');
+  return 'cancelled';
+}
+
+/**
+ * Waits until `untilMs` or until `wake()` holds, refreshing the KPIs while recipients are in flight, backing off
+ * from kpiRefreshMs to maxIdleRefreshMs while nothing changes (soft bounces can wait hours). Returns 'continue' when
+ * the history asks for a continue-as-new first.
+ */
+async function waitKeepingKpisCurrent(run: DeliveryRun, untilMs: number, wake: () => boolean): Promise<'done' | 'continue'> {
+  const { kpiRefreshMs, maxIdleRefreshMs } = run.tunables;
+  let interval = kpiRefreshMs;
+  if (untilMs > Date.now() && !wake()) await run.refreshKpis(); // pages just handed over are in flight now
+  for (;;) {
+    const remaining = untilMs - Date.now();
+    if (remaining <= 0 || wake()) return 'done';
+    const before = run.view.kpis;
+    const inFlight = before === null || before.takenIntoAccount > 0;
+    await condition(wake, inFlight ? Math.min(interval, remaining) : remaining);
+    if (wake()) return 'done';
+    if (inFlight) {
+      const after = await run.refreshKpis();
+      const changed = !before || after.sent !== before.sent || after.failed !== before.failed || after.takenIntoAccount !== before.takenIntoAccount;
+      interval = changed ? kpiRefreshMs : Math.min(interval * 2, maxIdleRefreshMs);
+    }
+    if (run.historyFull) return 'continue';
+  }
 }

@@ -1,6 +1,6 @@
 /** Starts one page of recipient workflows and ends: keeps the delivery's own history small whatever the population. */
 import { ParentClosePolicy, startChild, WorkflowIdReusePolicy } from '@temporalio/workflow';
-import { recipientWorkflowId, type RecipientBatchInput } from './definitions';
+import { recipientWorkflowId, type RecipientBatchInput } from './contract';
 import { recipientWorkflow } from './recipient-workflow';
 import { DeliveryIdAttribute, EfsStatusAttribute, RecipientDomainAttribute } from './search-attributes';
 

@@ -1,12 +1,11 @@
 /** One recipient's message: sign, send, qualify, retry soft bounces on durable timers until the retry window ends. */
 import { proxyLocalActivities, setHandler, sleep, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
-import type { Activities } from '../activities';
 import { retryWindowEnd } from '../domain/retry-schedule';
-import { recipientStateQuery, type RecipientStateView, type RecipientWorkflowInput } from './definitions';
+import { recipientStateQuery, type RecipientActivities, type RecipientStateView, type RecipientWorkflowInput } from './contract';
 import { EfsStatusAttribute, FailureReasonAttribute } from './search-attributes';
 
 // Signing is CPU work on data the worker already has: a local activity saves three history events per recipient.
-const { signRecipientMessage } = proxyLocalActivities<Activities>({
+const { signRecipientMessage } = proxyLocalActivities<RecipientActivities>({
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 10 },
 });
@@ -15,7 +14,7 @@ const { signRecipientMessage } = proxyLocalActivities<Activities>({
 // (the server's cost per recipient is what bounds throughput). connect + greeting + DATA timeouts stay well under
 // 5 minutes. A worker that dies mid-send is noticed when its workflow task times out (10 s); the retry finds the
 // attempt row and never resends an accepted message (docs/idempotency.md). SMTP rejections are results, not failures.
-const { sendRecipientMessage } = proxyLocalActivities<Activities>({
+const { sendRecipientMessage } = proxyLocalActivities<RecipientActivities>({
   startToCloseTimeout: '5 minutes',
   retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumInterval: '2 minutes', maximumAttempts: 30 },
 });

@@ -1,29 +1,14 @@
 /** One run of a recurring delivery: started by the template's Temporal Schedule, it creates an ordinary delivery from the template and runs it to the end. */
 import { ChildWorkflowCancellationType, executeChild, ParentClosePolicy, proxyActivities, workflowInfo } from '@temporalio/workflow';
-import type { Activities } from '../activities';
-import type { DeliveryKpis } from '../domain/efs-status';
-import { deliveryWorkflowId, type DeliveryPhase } from './definitions';
+import { deliveryWorkflowId, type RecurringActivities, type RecurringDeliveryInput, type RecurringRunResult } from './contract';
 import { deliveryWorkflow } from './delivery-workflow';
 import { DeliveryIdAttribute } from './search-attributes';
 
 // Copies the list into the delivery in one INSERT ... SELECT: seconds even for a million members.
-const { createDeliveryFromTemplate } = proxyActivities<Activities>({
+const { createDeliveryFromTemplate } = proxyActivities<RecurringActivities>({
   startToCloseTimeout: '10 minutes',
   retry: { initialInterval: '2 seconds', maximumInterval: '1 minute', maximumAttempts: 10 },
 });
-
-export interface RecurringDeliveryInput {
-  templateId: string;
-}
-
-export interface RecurringRunResult {
-  templateId: string;
-  deliveryId: string;
-  deliveryWorkflowId: string;
-  recipients: number;
-  phase: DeliveryPhase;
-  kpis: DeliveryKpis | null;
-}
 
 export async function recurringDeliveryWorkflow(input: RecurringDeliveryInput): Promise<RecurringRunResult> {
   const info = workflowInfo();
@@ -33,7 +18,7 @@ export async function recurringDeliveryWorkflow(input: RecurringDeliveryInput): 
   const final = await executeChild(deliveryWorkflow, {
     workflowId,
     // The same workflow as a delivery created through POST /api/deliveries, except that no one confirms it.
-    args: [{ deliveryId: created.deliveryId, autoConfirm: true, validitySeconds: created.validitySeconds, kpiRefreshMs: created.kpiRefreshMs }],
+    args: [created.workflowInput],
     typedSearchAttributes: [{ key: DeliveryIdAttribute, value: created.deliveryId }],
     // The delivery lives its own life: ending this run (terminate, cancel) never stops a delivery half sent.
     // It is controlled like any other, through /api/deliveries/:id (pause, cancel).

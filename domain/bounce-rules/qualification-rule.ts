@@ -27,11 +27,13 @@ const enhancedCode = z
 
 const regexSource = z.string().min(1).max(MAX_REGEX_LENGTH);
 
+/** A rule's id: a stable slug, referenced by delivery logs (Qualification.ruleId); never rename a published id. */
+export const qualificationRuleIdSchema = z.string().regex(/^[a-z0-9][a-z0-9.-]*$/, 'must be a lowercase slug (a-z, 0-9, "-", ".")');
+
 /** One row of the table. `null` on a condition means "any". */
 export const qualificationRuleSchema = z
   .object({
-    /** Stable slug, referenced by delivery logs (Qualification.ruleId): never rename a published id. */
-    id: z.string().regex(/^[a-z0-9][a-z0-9.-]*$/, 'must be a lowercase slug (a-z, 0-9, "-", ".")'),
+    id: qualificationRuleIdSchema,
     /** Lower is evaluated first. Provider-specific rules come before generic ones. */
     priority: z.number().finite(),
     /** Who writes this wording: "gmail", "microsoft", ... or "generic" for RFC codes and common MTA texts. */
@@ -98,18 +100,19 @@ export interface CompiledRule extends QualificationRule {
   readonly result: Readonly<Qualification>;
 }
 
-/** A rule table that cannot be used as is; `ruleId` names the faulty rule when there is one. */
+/** A rule table that cannot be used as is; `ruleId` names the faulty rule when there is one, `field` the faulty value. */
 export class QualificationRuleError extends Error {
   constructor(
     message: string,
     readonly ruleId: string | null = null,
+    readonly field: string | null = null,
   ) {
     super(message);
     this.name = 'QualificationRuleError';
   }
 }
 
-function compileRegex(source: string, what: string, ruleId: string): RegExp {
+function compileRegex(source: string, what: 'pattern' | 'domain', ruleId: string): RegExp {
   try {
     // "i" only: never "g" or "y", whose lastIndex state would make test() depend on the previous call.
     return new RegExp(source, 'i');
@@ -117,6 +120,7 @@ function compileRegex(source: string, what: string, ruleId: string): RegExp {
     throw new QualificationRuleError(
       `qualification rule "${ruleId}": invalid ${what} regex /${source}/: ${(err as Error).message}`,
       ruleId,
+      what,
     );
   }
 }
@@ -138,7 +142,8 @@ export function compileQualificationRule(rule: QualificationRule): CompiledRule 
   });
 }
 
-function describeIssues(error: z.ZodError): string {
+/** The schema's complaints about a rule as one line: "path: message; ...". */
+export function describeIssues(error: z.ZodError): string {
   return error.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; ');
 }
 

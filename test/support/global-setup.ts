@@ -9,6 +9,7 @@ import { parseSettings } from '../../config/settings';
 import { locateTemporalCli } from '../../stack/temporal-cli';
 import { startDevServer } from '../../stack/temporal-dev-server';
 import { startEmbeddedPostgres } from '../../stack/postgres';
+import { describeStartupFailure } from '../../stack/startup-error';
 import { createPool } from '../../db/pool';
 import { migrate } from '../../db/migrate';
 import { seedQualificationRules } from '../../db/qualification-rule-store';
@@ -35,32 +36,46 @@ async function freePort(): Promise<number> {
 }
 
 export default async function setup(project: TestProject) {
-  const s = parseSettings(process.env);
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'email-delivery-test-'));
-  // Postgres runs as its own user when the tests run as root: it must be able to enter this folder.
-  fs.chmodSync(tmp, 0o755);
-  const cli = locateTemporalCli({ explicit: s.TEMPORAL_CLI, toolsDir: s.TOOLS_DIR });
-  const [temporalPort, uiPort, pgPort] = [await freePort(), await freePort(), await freePort()];
-  const temporal = await startDevServer({ cliPath: cli, address: `127.0.0.1:${temporalPort}`, uiPort, namespace: 'default', logFile: path.join(tmp, 'temporal.log') });
+  let temporal: Awaited<ReturnType<typeof startDevServer>> | null = null;
   let pg: Awaited<ReturnType<typeof startEmbeddedPostgres>> | null = null;
+  let tmp: string | null = null;
   const teardown = async () => {
-    await temporal.stop();
+    await temporal?.stop();
     await pg?.stop();
-    fs.rmSync(tmp, { recursive: true, force: true });
+    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
   };
-  const bundlePath = path.join(tmp, 'workflow-bundle.js');
+  let cli = '';
+  let temporalPort = 0;
   try {
-    pg = await startEmbeddedPostgres({ dataDir: path.join(tmp, 'pg'), port: pgPort, persistent: false });
+    const s = parseSettings(process.env);
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'email-delivery-test-'));
+    // Postgres runs as its own user when the tests run as root: it must be able to enter this folder (when the tmpdir
+    // itself is out of its reach, stack/postgres-location.ts keeps the cluster elsewhere and says so).
+    fs.chmodSync(tmp, 0o755);
+    cli = locateTemporalCli({ explicit: s.TEMPORAL_CLI, toolsDir: s.TOOLS_DIR });
+    temporalPort = await freePort();
+    const [uiPort, pgPort] = [await freePort(), await freePort()];
+    temporal = await startDevServer({ cliPath: cli, address: `127.0.0.1:${temporalPort}`, uiPort, namespace: 'default', logFile: path.join(tmp, 'temporal.log') });
+    pg = await startEmbeddedPostgres({
+      dataDir: path.join(tmp, 'pg'),
+      port: pgPort,
+      persistent: false,
+      log: (m) => console.log(`[test setup] ${m}`),
+    });
     const pool = createPool(pg.connectionString, 2);
     await migrate(pool);
     await seedQualificationRules(pool);
     await pool.end();
     const bundle = await bundleWorkflowCode({ workflowsPath: workflowsPath(), logger: new DefaultLogger('WARN') });
-    fs.writeFileSync(bundlePath, bundle.code);
+    fs.writeFileSync(path.join(tmp, 'workflow-bundle.js'), bundle.code);
   } catch (e) {
-    await teardown();
-    throw e;
+    await teardown().catch(() => {});
+    // One line saying what failed and what to do. Thrown instead, it would come after vitest's misleading
+    // "No test files found" (or, for a rejection without an Error, after nothing at all).
+    process.stderr.write(`\ntest setup failed: ${describeStartupFailure(e)}\n`);
+    process.exit(1);
   }
+  const bundlePath = path.join(tmp, 'workflow-bundle.js');
 
   project.provide('temporalAddress', `127.0.0.1:${temporalPort}`);
   project.provide('databaseUrl', pg.connectionString);

@@ -6,20 +6,20 @@ import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
 import type { Pool } from 'pg';
 import { parseSettings, type Settings } from '../../config/settings';
-import { createPool } from '../../db/pool';
-import { createActivityDependencies, type ActivityDependencies } from '../../activities/dependencies';
-import { createWorker } from '../../workers/create-worker';
-import { DeliveryService } from '../../api/delivery-service';
-import { createApp } from '../../api/app';
+import type { ActivityDependencies } from '../../activities/dependencies';
+import type { DeliveryService } from '../../api/delivery-service';
+import { buildActivityDependencies, buildApi, buildDeliveryService, buildWorker, openRuntime, type EngineRuntime } from '../../runtime/composition-root';
 import { SandboxMx, type SandboxMxOptions } from '../../mx-sandbox/sandbox-mx';
 import { createDeliverySchema, type CreateDeliveryInput } from '../../api/delivery-input';
-import type { DeliveryStateView } from '../../workflows/definitions';
-import { deliveryStateQuery, deliveryWorkflowId } from '../../workflows/definitions';
+import type { DeliveryStateView } from '../../workflows/contract';
+import { deliveryStateQuery, deliveryWorkflowId } from '../../workflows/contract';
 
 export const TEST_SECRETS = { verpSecret: 'test-verp-secret-0123456789', keyEncryptionSecret: 'test-key-secret-0123456789' };
 
 export interface Harness {
   settings: Settings;
+  runtime: EngineRuntime;
+  /** For tests that check rows directly. */
   pool: Pool;
   mx: SandboxMx;
   client: Client;
@@ -59,13 +59,15 @@ export async function startHarness(opts: { env?: Record<string, string>; mx?: Sa
     SMTP_SOCKET_TIMEOUT_MS: '10000',
     ...opts.env,
   });
-  const pool = createPool(settings.DATABASE_URL!, 10);
-  const deps = createActivityDependencies(pool, settings, TEST_SECRETS);
+  // The global setup migrated and seeded the database once.
+  const runtime = await openRuntime(settings, { secrets: TEST_SECRETS, poolSize: 10, prepareDatabase: false });
+  const pool = runtime.pool;
+  const deps = buildActivityDependencies(runtime);
   await deps.rules.start();
   const connection = await Connection.connect({ address: settings.TEMPORAL_ADDRESS });
   const client = new Client({ connection });
-  const service = new DeliveryService({ client, pool, keys: deps.keys, taskQueue, dkimSelector: settings.DKIM_SELECTOR, kpiRefreshMs: settings.KPI_REFRESH_SECONDS * 1000 });
-  const app = createApp({ service, keys: deps.keys, pool, verpSecret: TEST_SECRETS.verpSecret, schedules: { client, taskQueue } });
+  const service = buildDeliveryService(runtime, client, taskQueue);
+  const app = buildApi(runtime, { service, client, taskQueue });
   const server: Server = await new Promise((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));
   });
@@ -77,6 +79,7 @@ export async function startHarness(opts: { env?: Record<string, string>; mx?: Sa
 
   const h: Harness = {
     settings,
+    runtime,
     pool,
     mx,
     client,
@@ -86,11 +89,11 @@ export async function startHarness(opts: { env?: Record<string, string>; mx?: Sa
     apiUrl,
     async startWorker() {
       nativeConnection ??= await NativeConnection.connect({ address: settings.TEMPORAL_ADDRESS });
-      worker = await createWorker({
+      worker = await buildWorker(runtime, {
         connection: nativeConnection,
+        deps,
         namespace: 'default',
         taskQueue,
-        deps,
         maxConcurrentActivities: 50,
         maxConcurrentWorkflowTasks: 20,
         workflowBundle: { codePath: inject('workflowBundlePath') },
@@ -128,7 +131,7 @@ export async function startHarness(opts: { env?: Record<string, string>; mx?: Sa
       });
       await connection.close();
       await mx.stop();
-      await pool.end();
+      await runtime.close();
     },
   };
   if (opts.worker !== false) await h.startWorker();

@@ -1,7 +1,7 @@
 /** Builds a recipient's MIME message deterministically, so the send activity can rebuild the bytes the DKIM activity signed. */
 import { createHash } from 'node:crypto';
 import MailComposer from 'nodemailer/lib/mail-composer';
-import type { MessageContent } from '../domain/message-template';
+import type { MessageContent } from '../../domain/message-template';
 
 export interface MessageEnvelopeFields {
   from: { address: string; name: string | null };
@@ -18,22 +18,6 @@ export interface MessageEnvelopeFields {
   /** Marks test sends made before confirmation. */
   proof?: boolean;
 }
-
-/** The headers every DKIM signature covers, when present (RFC 6376 5.4.1 and RFC 8058 3.3). */
-export const SIGNED_HEADERS = [
-  'from',
-  'to',
-  'subject',
-  'date',
-  'message-id',
-  'reply-to',
-  'mime-version',
-  'content-type',
-  'content-transfer-encoding',
-  'list-unsubscribe',
-  'list-unsubscribe-post',
-  'feedback-id',
-];
 
 export function stableMessageId(deliveryId: string, recipientId: number, fromDomain: string): string {
   return `<${deliveryId}.${recipientId}@${fromDomain}>`;
@@ -61,7 +45,7 @@ export async function buildMessage(content: MessageContent, f: MessageEnvelopeFi
     headers,
     // Multipart boundaries are random by default; derive them from the Message-ID to make the bytes reproducible.
     baseBoundary: createHash('sha256').update(f.messageId).digest('hex').slice(0, 24),
-    // Without this nodemailer adds an X-Mailer-like header? It does not, but it does pick encodings by content, which is deterministic.
+    // Nothing else varies between builds: nodemailer picks transfer encodings from the content alone.
   } as ConstructorParameters<typeof MailComposer>[0] & { baseBoundary: string });
   return composer.compile().build();
 }

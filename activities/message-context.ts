@@ -1,11 +1,10 @@
-/** Everything needed to (re)build one recipient's message, read from Postgres, with the delivery's compiled templates cached. */
-import type { Pool } from 'pg';
+/** Everything needed to (re)build one recipient's message, read through the stores, with the delivery's compiled templates cached. */
 import { compileMessage, type CompiledMessage } from '../domain/message-template';
-import type { DeliveryRow } from '../db/delivery-store';
-import { DeliveryStore } from '../db/delivery-store';
-import { buildMessage, stableMessageId } from './message-builder';
 import { encodeVerp } from '../domain/verp';
-import { unsubscribeToken } from './unsubscribe-token';
+import type { DeliveryRow } from '../db/delivery-store';
+import type { Stores } from '../db/stores';
+import { buildMessage, stableMessageId } from '../mail/mime/message-builder';
+import { oneClickUnsubscribeUrl, unsubscribeToken } from '../mail/list-unsubscribe/one-click';
 
 export interface RecipientMessage {
   deliveryId: string;
@@ -24,7 +23,7 @@ export interface MessageContextOptions {
   verpSecret: string;
 }
 
-interface CachedDelivery {
+export interface CachedDelivery {
   row: DeliveryRow;
   compiled: CompiledMessage;
   loadedAt: number;
@@ -41,19 +40,16 @@ const RECENT_MAX = 5_000;
 export class MessageContext {
   private readonly deliveries = new Map<string, CachedDelivery>();
   private readonly recent = new Map<string, { at: number; message: RecipientMessage }>();
-  private readonly store: DeliveryStore;
 
   constructor(
-    private readonly pool: Pool,
+    private readonly stores: Pick<Stores, 'deliveries' | 'log'>,
     private readonly opts: MessageContextOptions,
-  ) {
-    this.store = new DeliveryStore(pool);
-  }
+  ) {}
 
   async delivery(deliveryId: string): Promise<CachedDelivery> {
     const hit = this.deliveries.get(deliveryId);
     if (hit && Date.now() - hit.loadedAt < CACHE_TTL_MS) return hit;
-    const row = await this.store.get(deliveryId);
+    const row = await this.stores.deliveries.get(deliveryId);
     if (!row) throw new Error(`delivery ${deliveryId} does not exist`);
     const entry = { row, compiled: compileMessage({ subject: row.subject, html: row.html, text: row.text }), loadedAt: Date.now() };
     if (this.deliveries.size >= CACHE_MAX) this.deliveries.delete(this.deliveries.keys().next().value!);
@@ -75,17 +71,10 @@ export class MessageContext {
   }
 
   private async buildFresh(deliveryId: string, recipientId: number): Promise<RecipientMessage> {
-    const [d, r] = await Promise.all([
-      this.delivery(deliveryId),
-      this.pool.query<{ address: string; domain: string; fields: Record<string, unknown>; handed_over_at: Date | null }>(
-        'SELECT address, domain, fields, handed_over_at FROM delivery_recipients WHERE delivery_id = $1 AND recipient_id = $2',
-        [deliveryId, recipientId],
-      ),
-    ]);
-    const rec = r.rows[0];
+    const [d, rec] = await Promise.all([this.delivery(deliveryId), this.stores.log.messageRecipient(deliveryId, recipientId)]);
     if (!rec) throw new Error(`recipient ${recipientId} of delivery ${deliveryId} does not exist`);
-    if (!rec.handed_over_at) throw new Error(`recipient ${recipientId} of delivery ${deliveryId} was not handed over`);
-    return this.compose(d, { recipientId, address: rec.address, domain: rec.domain, fields: rec.fields, date: rec.handed_over_at });
+    if (!rec.handedOverAt) throw new Error(`recipient ${recipientId} of delivery ${deliveryId} was not handed over`);
+    return this.compose(d, { recipientId, address: rec.address, domain: rec.domain, fields: rec.fields, date: rec.handedOverAt });
   }
 
   /** Composes a message for any address (recipients and proofs). */
@@ -104,7 +93,7 @@ export class MessageContext {
       replyTo: row.replyTo,
       messageId,
       date: r.date,
-      listUnsubscribeUrl: `${this.opts.publicUrl}/u/${row.id}/${r.recipientId}/${token}`,
+      listUnsubscribeUrl: oneClickUnsubscribeUrl(this.opts.publicUrl, row.id, r.recipientId, token),
       listUnsubscribeMailto: null,
       feedbackId: `${row.id.slice(0, 8)}:${row.fromDomain}:durable-email`,
       proof: r.proof !== undefined,

@@ -1,7 +1,22 @@
 /** DKIM signing with mailauth: relaxed/relaxed, RSA and Ed25519 (RFC 8463), dual-signed when a domain has both. */
 import { dkimSign } from 'mailauth/lib/dkim/sign';
-import type { SigningKey } from '../db/dkim-key-store';
-import { SIGNED_HEADERS } from './message-builder';
+import type { SigningKey } from './keys';
+
+/** The headers every DKIM signature covers, when present (RFC 6376 5.4.1 and RFC 8058 3.3). */
+export const SIGNED_HEADERS = [
+  'from',
+  'to',
+  'subject',
+  'date',
+  'message-id',
+  'reply-to',
+  'mime-version',
+  'content-type',
+  'content-transfer-encoding',
+  'list-unsubscribe',
+  'list-unsubscribe-post',
+  'feedback-id',
+];
 
 export class DkimSigningError extends Error {
   constructor(message: string) {

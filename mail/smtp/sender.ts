@@ -1,8 +1,8 @@
 /** Sends a signed message over SMTP with nodemailer: pooled connections per host, MX fallback, structured replies. */
 import nodemailer, { type Transporter } from 'nodemailer';
 import type SMTPPool from 'nodemailer/lib/smtp-pool';
-import { parseSmtpReply, type SmtpReply } from '../domain/smtp-reply';
-import { MxResolutionError, type MxResolver, type MxTarget } from './mx-resolver';
+import { parseSmtpReply, type SmtpReply } from '../../domain/smtp-reply';
+import { MxResolutionError, type MxResolver, type MxTarget } from '../mx/resolver';
 
 export interface SmtpSenderOptions {
   mode: 'direct' | 'relay';

@@ -1,7 +1,15 @@
-/** DKIM key pairs: generation (RSA-2048, Ed25519), encryption at rest, and the DNS TXT record that publishes them. */
-import { createCipheriv, createDecipheriv, generateKeyPairSync, randomBytes, scryptSync, createPublicKey } from 'node:crypto';
+/** DKIM key pairs: generation (RSA-2048, Ed25519), the public key of a private one, and the DNS TXT record that publishes it. */
+import { createPublicKey, generateKeyPairSync } from 'node:crypto';
 
 export type DkimAlgorithm = 'rsa-sha256' | 'ed25519-sha256';
+
+/** A decrypted private key and where its public key is published (the d= and s= of the signatures it makes). */
+export interface SigningKey {
+  domain: string;
+  selector: string;
+  algorithm: DkimAlgorithm;
+  privateKeyPem: string;
+}
 
 export interface GeneratedKey {
   algorithm: DkimAlgorithm;
@@ -35,23 +43,4 @@ export function publicKeyB64Of(privateKeyPem: string, algorithm: DkimAlgorithm):
 export function dkimTxtRecord(domain: string, selector: string, algorithm: DkimAlgorithm, publicKeyB64: string) {
   const k = algorithm === 'rsa-sha256' ? 'rsa' : 'ed25519';
   return { name: `${selector}._domainkey.${domain}`, type: 'TXT' as const, value: `v=DKIM1; k=${k}; p=${publicKeyB64}` };
-}
-
-/** AES-256-GCM with a key stretched from the configured secret; the output is iv | tag | ciphertext. */
-export class KeyCipher {
-  private readonly key: Buffer;
-  constructor(secret: string) {
-    this.key = scryptSync(secret, 'dkim-private-keys-v1', 32);
-  }
-  encrypt(plain: string): Buffer {
-    const iv = randomBytes(12);
-    const c = createCipheriv('aes-256-gcm', this.key, iv);
-    const body = Buffer.concat([c.update(plain, 'utf8'), c.final()]);
-    return Buffer.concat([iv, c.getAuthTag(), body]);
-  }
-  decrypt(blob: Buffer): string {
-    const d = createDecipheriv('aes-256-gcm', this.key, blob.subarray(0, 12));
-    d.setAuthTag(blob.subarray(12, 28));
-    return Buffer.concat([d.update(blob.subarray(28)), d.final()]).toString('utf8');
-  }
 }

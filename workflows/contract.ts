@@ -1,0 +1,355 @@
+/**
+ * The workflow contract: every input, result, query view, update argument and activity signature that crosses the
+ * boundary of the project's workflows, defined once for workflows, activities and clients. It imports no
+ * implementation (only pure domain types and the SDK's definition helpers), so it can be read on its own, and a
+ * change to it is a change to what running histories replay against (docs/workflow-versioning.md).
+ */
+import { defineQuery, defineUpdate } from '@temporalio/workflow';
+import { z } from 'zod';
+import type { AnalysisFinding, AnalysisReport } from '../domain/analysis-report';
+import type { DeliveryOptions, LocalSendTime } from '../domain/delivery-options';
+import type { DeliveryPhase } from '../domain/delivery-lifecycle';
+import type { AttemptOutcome, DeliveryKpis, EfsStatus } from '../domain/efs-status';
+import type { FailureReason, FailureType, RetryClass } from '../domain/failure';
+import type { SmtpReply } from '../domain/smtp-reply';
+import type { PlannedWave, WaveSpec } from '../domain/wave-plan';
+
+export type { DeliveryPhase } from '../domain/delivery-lifecycle';
+export type { AttemptOutcome } from '../domain/efs-status';
+
+// ---------------------------------------------------------------------------------------------------------------
+// Workflow IDs
+// ---------------------------------------------------------------------------------------------------------------
+
+export function deliveryWorkflowId(deliveryId: string): string {
+  return `delivery-${deliveryId}`;
+}
+export function recipientWorkflowId(deliveryId: string, recipientId: number): string {
+  return `delivery-${deliveryId}-r-${recipientId}`;
+}
+export function recipientBatchWorkflowId(deliveryWorkflowId: string, batchNo: number): string {
+  return `${deliveryWorkflowId}-batch-${batchNo}`;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// deliveryWorkflow
+// ---------------------------------------------------------------------------------------------------------------
+
+/**
+ * Numbers the delivery workflow runs with. Resolved from the settings when the delivery is created and carried in
+ * the input and across continue-as-new, so that editing a default never changes the replay of a running delivery.
+ */
+export interface DeliveryTunables {
+  /** Recipients handed over per batch workflow (and per page read from Postgres). */
+  pageSize: number;
+  /** Most recipients handed over whose first attempt has not ended yet. */
+  maxInFlight: number;
+  /** KPI refresh interval while recipients are in flight. */
+  kpiRefreshMs: number;
+  /** The refresh interval backs off to this while nothing changes. */
+  maxIdleRefreshMs: number;
+  /** History length after which a sending delivery continues as new. */
+  historyEventsBeforeContinue: number;
+}
+
+export interface DeliveryWorkflowInput {
+  deliveryId: string;
+  autoConfirm: boolean;
+  /** Epoch ms of the contact date; absent means as soon as confirmed. */
+  contactDateMs?: number;
+  validitySeconds: number;
+  tunables: DeliveryTunables;
+  /** Carried over continue-as-new. */
+  resume?: DeliveryResumeState;
+}
+
+/** What a sending delivery carries into its next run. */
+export interface DeliveryResumeState {
+  phase: DeliveryPhase;
+  paused: boolean;
+  afterRecipientId: number;
+  validityEndsAtMs: number;
+  analysis: AnalysisSummary | null;
+  kpis: DeliveryKpis | null;
+  batchesStarted: number;
+  confirmedBy: string | null;
+  waves: WaveProgress[];
+  /** A cancel accepted by the previous run that it had not finished handling. */
+  cancelRequested?: boolean;
+  cancelReason?: string | null;
+}
+
+/** One wave as planned when sending started, and how far it got. */
+export interface WaveProgress {
+  index: number;
+  plannedStartMs: number;
+  size: number;
+  handedOver: number;
+  startedAtMs: number | null;
+  handedOverAtMs: number | null;
+}
+
+/** The delivery's live state: the `deliveryState` query and the workflow's result. */
+export interface DeliveryStateView {
+  deliveryId: string;
+  phase: DeliveryPhase;
+  analysis: AnalysisSummary | null;
+  kpis: DeliveryKpis | null;
+  /** When the KPIs were last read from the delivery log (epoch ms). */
+  kpisAtMs: number | null;
+  validityEndsAtMs: number | null;
+  contactDateMs: number | null;
+  handedOverUpToRecipientId: number;
+  batchesStarted: number;
+  confirmedBy: string | null;
+  paused: boolean;
+  cancelReason: string | null;
+  waves: WaveProgress[];
+}
+
+export const deliveryStateQuery = defineQuery<DeliveryStateView>('deliveryState');
+export const deliveryKpisQuery = defineQuery<DeliveryKpis | null>('kpis');
+
+// Update arguments: validated by the API before they are sent and again by the workflow's validators, with the
+// same schemas, so a client that bypasses the API (temporal CLI, another SDK) cannot put a malformed one in a history.
+export const confirmRequestSchema = z.object({ confirmedBy: z.string().max(200).optional() }).strict();
+export type ConfirmRequest = z.infer<typeof confirmRequestSchema>;
+export const pauseRequestSchema = z.object({ reason: z.string().max(500).optional() }).strict();
+export type PauseRequest = z.infer<typeof pauseRequestSchema>;
+export const cancelRequestSchema = z.object({ reason: z.string().max(500).optional() }).strict();
+export type CancelRequest = z.infer<typeof cancelRequestSchema>;
+export const rescheduleRequestSchema = z.object({ contactDateMs: z.number().int().nonnegative().nullable() }).strict();
+export type RescheduleRequest = z.infer<typeof rescheduleRequestSchema>;
+
+/** Draft edits before confirmation (the API validates each field's content; the workflow checks the shape). */
+export interface DraftChanges {
+  name?: string;
+  subject?: string;
+  html?: string | null;
+  text?: string | null;
+  validitySeconds?: number;
+  waves?: WaveSpec;
+  localSendTime?: LocalSendTime | null;
+}
+export const draftChangesSchema = z
+  .object({
+    name: z.string().min(1).max(200).optional(),
+    subject: z.string().min(1).max(998).optional(),
+    html: z.string().nullable().optional(),
+    text: z.string().nullable().optional(),
+    validitySeconds: z.number().int().positive().optional(),
+    waves: z.looseObject({ mode: z.enum(['single', 'size', 'calendar', 'ramp_up']) }).optional(),
+    localSendTime: z.looseObject({ time: z.string(), defaultTimeZone: z.string(), timeZoneField: z.string() }).nullable().optional(),
+  })
+  .strict()
+  .refine((d) => Object.keys(d).length > 0, { message: 'nothing to change' });
+
+export const confirmUpdate = defineUpdate<DeliveryPhase, [ConfirmRequest]>('confirm');
+/** No new message starts while paused; retries already waiting keep their timers. */
+export const pauseUpdate = defineUpdate<DeliveryPhase, [PauseRequest]>('pause');
+export const resumeUpdate = defineUpdate<DeliveryPhase, []>('resume');
+/** Recipients not yet handed over end as cancelled; in-flight ones finish. */
+export const cancelUpdate = defineUpdate<DeliveryPhase, [CancelRequest]>('cancel');
+/** Changes the contact date (null: as soon as confirmed) until sending starts. */
+export const rescheduleUpdate = defineUpdate<DeliveryPhase, [RescheduleRequest]>('reschedule');
+/** Changes content or options before confirmation; analysis runs again. */
+export const editDraftUpdate = defineUpdate<DeliveryPhase, [DraftChanges]>('editDraft');
+
+// ---------------------------------------------------------------------------------------------------------------
+// recipientBatchWorkflow and recipientWorkflow
+// ---------------------------------------------------------------------------------------------------------------
+
+/** A recipient handed to the sending stage: what its workflow needs, never its address. */
+export interface HandedOverRecipient {
+  recipientId: number;
+  domain: string;
+  /** Epoch ms before which the message must not be sent (local-time sending), or null. */
+  sendAtMs: number | null;
+}
+
+export interface RecipientBatchInput {
+  deliveryId: string;
+  validityEndsAtMs: number;
+  recipients: HandedOverRecipient[];
+}
+
+export interface RecipientWorkflowInput {
+  deliveryId: string;
+  recipientId: number;
+  domain: string;
+  validityEndsAtMs: number;
+  /** Local-time sending: the message waits until then (epoch ms). */
+  sendAtMs?: number | null;
+}
+
+export interface RecipientStateView {
+  deliveryId: string;
+  recipientId: number;
+  status: EfsStatus;
+  failureType: FailureType | null;
+  failureReason: FailureReason | null;
+  retryClass: RetryClass | null;
+  attempts: number;
+  /** Local-time sending: when the first attempt is due. */
+  sendAtMs: number | null;
+  nextRetryAtMs: number | null;
+  retryWindowEndsAtMs: number;
+  lastReply: SmtpReply | null;
+}
+
+export const recipientStateQuery = defineQuery<RecipientStateView>('recipientState');
+
+// ---------------------------------------------------------------------------------------------------------------
+// proofWorkflow and recurringDeliveryWorkflow
+// ---------------------------------------------------------------------------------------------------------------
+
+export interface ProofInput {
+  deliveryId: string;
+  addresses: string[];
+}
+
+export interface ProofResult {
+  address: string;
+  messageId: string;
+  accepted: boolean;
+  reply: SmtpReply;
+}
+
+export interface RecurringDeliveryInput {
+  templateId: string;
+}
+
+export interface RecurringRunResult {
+  templateId: string;
+  deliveryId: string;
+  deliveryWorkflowId: string;
+  recipients: number;
+  phase: DeliveryPhase;
+  kpis: DeliveryKpis | null;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Activities: what the workflows call, implemented in activities/ (createActivities is checked against this)
+// ---------------------------------------------------------------------------------------------------------------
+
+export interface AnalyseDeliveryInput {
+  deliveryId: string;
+  /** Contact date, or the workflow's now: the wave plan and validity checks start from it. */
+  plannedStartMs: number;
+}
+
+/** What the delivery workflow keeps of the analysis report (the full report is stored on the delivery). */
+export interface AnalysisSummary {
+  targeted: number;
+  toDeliver: number;
+  excluded: number;
+  exclusions: AnalysisReport['exclusions'];
+  findings: AnalysisFinding[];
+  confirmable: boolean;
+  /** What the workflow needs to run the waves (re-read on every analysis, so edits take effect). */
+  options: DeliveryOptions;
+  ratePerSecond: number;
+  wavePlan: PlannedWave[];
+  validitySeconds: number;
+}
+
+export interface ClaimRecipientPageInput {
+  deliveryId: string;
+  afterRecipientId: number;
+  limit: number;
+  wave: number;
+  /** Local-time sending: each message waits for this wall time in its recipient's zone, not before notBeforeMs. */
+  localSendTime?: LocalSendTime;
+  notBeforeMs: number;
+}
+
+export interface SignInput {
+  deliveryId: string;
+  recipientId: number;
+}
+
+export interface SignResult {
+  dkimSignature: string;
+  messageId: string;
+}
+
+export interface SendInput {
+  deliveryId: string;
+  recipientId: number;
+  /** 1 for the first attempt; the same number on every activity retry of that attempt. */
+  attempt: number;
+  /** DKIM-Signature header block from signRecipientMessage. */
+  dkimSignature: string;
+  retryWindowEndsAt: number;
+  /**
+   * The workflow's clock when it scheduled this attempt (epoch ms). Retry times are computed on the workflow's
+   * clock, which is the one its timers and the retry window use (and the one a time-skipping test server moves).
+   */
+  workflowNowMs: number;
+}
+
+/** What an attempt did: small, so it can sit in the workflow history. */
+export interface SendOutcome {
+  attempt: number;
+  /** deferred: nothing was sent (delivery paused before a first attempt, or the receiving site is backed off). */
+  outcome: AttemptOutcome | 'deferred';
+  status: EfsStatus;
+  failureType: FailureType | null;
+  failureReason: FailureReason | null;
+  retryClass: RetryClass | null;
+  reply: SmtpReply;
+  /** Epoch ms of the next retry (soft bounces inside the retry window), else null. */
+  nextRetryAt: number | null;
+  /** The same as a delay from the moment the outcome was recorded, for the workflow's durable timer. */
+  retryInMs: number | null;
+  /** True when this result was read back from the log instead of sent now (activity retry after a crash). */
+  replayed: boolean;
+}
+
+export interface CreateFromTemplateInput {
+  templateId: string;
+  /** The run's workflow ID: one delivery per run key, however often the activity is retried. */
+  runKey: string;
+  /** When the run started (epoch ms), shown in the delivery's name. */
+  runAtMs: number;
+}
+
+export interface CreatedFromTemplate {
+  deliveryId: string;
+  recipients: number;
+  /** The delivery workflow's input, resolved when the delivery was created (as for a delivery created through the API). */
+  workflowInput: DeliveryWorkflowInput;
+  /** False when an earlier attempt of this run had already created the delivery. */
+  created: boolean;
+}
+
+export interface DeliveryActivities {
+  /** Exclusions, content checks, counts and wave plan; the full report is stored on the delivery. */
+  analyseDelivery(input: AnalyseDeliveryInput): Promise<AnalysisSummary>;
+  /** Mirrors the workflow's phase into the delivery table (read by the send activity and the API). */
+  setDeliveryPhase(input: { deliveryId: string; phase: DeliveryPhase }): Promise<void>;
+  updateDeliveryDraft(input: { deliveryId: string; changes: DraftChanges }): Promise<void>;
+  setContactDate(input: { deliveryId: string; contactDateMs: number | null }): Promise<void>;
+  /** Hands the next page of recipients to the sending stage; returns their ids and domains (never addresses). */
+  claimRecipientPage(input: ClaimRecipientPageInput): Promise<HandedOverRecipient[]>;
+  readDeliveryKpis(input: { deliveryId: string }): Promise<DeliveryKpis>;
+  /** Every recipient not handed over yet → cancelled, in chunks with a heartbeat between them; returns how many. */
+  cancelPendingRecipients(input: { deliveryId: string }): Promise<number>;
+}
+
+export interface RecipientActivities {
+  /** Builds the recipient's message and returns only its DKIM signature; the body never enters the history. */
+  signRecipientMessage(input: SignInput): Promise<SignResult>;
+  /** One SMTP attempt, recorded before and after, never repeated once the receiver accepted the message. */
+  sendRecipientMessage(input: SendInput): Promise<SendOutcome>;
+}
+
+export interface ProofActivities {
+  sendProofs(input: ProofInput): Promise<ProofResult[]>;
+}
+
+export interface RecurringActivities {
+  createDeliveryFromTemplate(input: CreateFromTemplateInput): Promise<CreatedFromTemplate>;
+}
+
+export type Activities = DeliveryActivities & RecipientActivities & ProofActivities & RecurringActivities;

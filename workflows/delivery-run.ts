@@ -1,0 +1,115 @@
+/** The one state object of a delivery workflow run: its view (what queries return), the requests handlers leave for the phases, and the serialised writes of its phase. */
+import { log, proxyLocalActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { Mutex } from 'async-mutex';
+import type { DeliveryKpis } from '../domain/efs-status';
+import type { DeliveryActivities, DeliveryPhase, DeliveryResumeState, DeliveryStateView, DeliveryTunables, DeliveryWorkflowInput } from './contract';
+import { DeliveryStateAttribute } from './search-attributes';
+
+// Small single-statement reads and writes: a local activity costs one history event and no activity task round trip.
+const { setDeliveryPhase, readDeliveryKpis, updateDeliveryDraft, setContactDate } = proxyLocalActivities<DeliveryActivities>({
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 20 },
+});
+
+export class DeliveryRun {
+  readonly deliveryId: string;
+  readonly autoConfirm: boolean;
+  readonly tunables: DeliveryTunables;
+  readonly view: DeliveryStateView;
+  /** Set when this run continues a sending delivery (continue-as-new). */
+  readonly resumed: DeliveryResumeState | undefined;
+
+  // Requests left by update handlers for the phases to act on.
+  cancelRequested: boolean;
+  /** A draft edit arrived: the analysis must run again before anyone confirms. */
+  reanalyseRequested = false;
+  /** The contact date changed while the delivery waited for it. */
+  rescheduled = false;
+  analysing = false;
+  editsInProgress = 0;
+
+  /**
+   * Serialises every database write that handlers and phases make, in the order they were asked for: two handlers
+   * (pause then resume) can never land in Postgres in the other order, so the delivery table always ends with the
+   * phase the workflow has. A workflow-safe mutex: it only chains promises.
+   */
+  private readonly writes = new Mutex();
+
+  constructor(input: DeliveryWorkflowInput) {
+    const r = input.resume;
+    this.deliveryId = input.deliveryId;
+    this.autoConfirm = input.autoConfirm;
+    this.tunables = input.tunables;
+    this.resumed = r;
+    this.cancelRequested = r?.cancelRequested ?? false;
+    this.view = {
+      deliveryId: input.deliveryId,
+      phase: r?.phase ?? 'analysing',
+      analysis: r?.analysis ?? null,
+      kpis: r?.kpis ?? null,
+      kpisAtMs: null,
+      validityEndsAtMs: r?.validityEndsAtMs ?? null,
+      contactDateMs: input.contactDateMs ?? null,
+      handedOverUpToRecipientId: r?.afterRecipientId ?? 0,
+      batchesStarted: r?.batchesStarted ?? 0,
+      confirmedBy: r?.confirmedBy ?? null,
+      paused: r?.paused ?? false,
+      cancelReason: r?.cancelReason ?? null,
+      waves: r?.waves ?? [],
+    };
+  }
+
+  get ended(): boolean {
+    return this.view.phase === 'completed' || this.view.phase === 'cancelled';
+  }
+
+  /** Changes the phase now (queries see it at once) and writes it to the delivery table after every earlier write. */
+  async enter(phase: DeliveryPhase): Promise<void> {
+    if (this.view.phase !== phase) log.info('delivery phase', { deliveryId: this.deliveryId, from: this.view.phase, to: phase });
+    this.view.phase = phase;
+    upsertSearchAttributes([{ key: DeliveryStateAttribute, value: phase }]);
+    await this.serialised(() => setDeliveryPhase({ deliveryId: this.deliveryId, phase }));
+  }
+
+  setContactDate(contactDateMs: number | null): Promise<void> {
+    return this.serialised(() => setContactDate({ deliveryId: this.deliveryId, contactDateMs }));
+  }
+
+  updateDraft(changes: Parameters<DeliveryActivities['updateDeliveryDraft']>[0]['changes']): Promise<void> {
+    return this.serialised(() => updateDeliveryDraft({ deliveryId: this.deliveryId, changes }));
+  }
+
+  async refreshKpis(): Promise<DeliveryKpis> {
+    this.view.kpis = await readDeliveryKpis({ deliveryId: this.deliveryId });
+    this.view.kpisAtMs = Date.now(); // the workflow clock inside the sandbox: replays the recorded time
+    return this.view.kpis;
+  }
+
+  /** The history has grown enough that the next run should take over (checked between pages and refreshes). */
+  get historyFull(): boolean {
+    const info = workflowInfo();
+    return info.historyLength > this.tunables.historyEventsBeforeContinue || info.continueAsNewSuggested;
+  }
+
+  /** What the next run of a sending delivery starts from. */
+  resumeState(): DeliveryResumeState {
+    const v = this.view;
+    return {
+      phase: v.phase,
+      paused: v.paused,
+      afterRecipientId: v.handedOverUpToRecipientId,
+      validityEndsAtMs: v.validityEndsAtMs!,
+      analysis: v.analysis,
+      kpis: v.kpis,
+      batchesStarted: v.batchesStarted,
+      confirmedBy: v.confirmedBy,
+      waves: v.waves,
+      cancelRequested: this.cancelRequested,
+      cancelReason: v.cancelReason,
+    };
+  }
+
+  private serialised<T>(write: () => Promise<T>): Promise<T> {
+    return this.writes.runExclusive(write);
+  }
+}
