@@ -27,6 +27,11 @@ export class DeliveryRun {
   rescheduled = false;
   analysing = false;
   editsInProgress = 0;
+  /**
+   * Recipients this run handed over since it last read the KPIs. Unknown (infinite) until this run's first read:
+   * a new run of a continued delivery does not know what its predecessor handed over after its last read.
+   */
+  handedOverSinceKpis = Number.POSITIVE_INFINITY;
 
   /**
    * Serialises every database write that handlers and phases make, in the order they were asked for: two handlers
@@ -82,7 +87,17 @@ export class DeliveryRun {
   async refreshKpis(): Promise<DeliveryKpis> {
     this.view.kpis = await readDeliveryKpis({ deliveryId: this.deliveryId });
     this.view.kpisAtMs = Date.now(); // the workflow clock inside the sandbox: replays the recorded time
+    this.handedOverSinceKpis = 0;
     return this.view.kpis;
+  }
+
+  /**
+   * True when another page surely fits in the in-flight window without reading the KPIs again: the count of
+   * recipients awaiting a first attempt only falls between two reads, except for what this run handed over itself.
+   */
+  windowSurelyHasRoomFor(pageSize: number): boolean {
+    const k = this.view.kpis;
+    return k !== null && k.awaitingFirstAttempt + this.handedOverSinceKpis + pageSize <= this.tunables.maxInFlight;
   }
 
   /** The history has grown enough that the next run should take over (checked between pages and refreshes). */

@@ -3,7 +3,7 @@
  * the contact date → hand the waves over page by page → follow the log until every recipient is final.
  * Cancellation ends any phase; a sending delivery continues as new when its history grows.
  */
-import { allHandlersFinished, condition, continueAsNew, executeChild, proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
+import { allHandlersFinished, condition, continueAsNew, executeChild, patched, proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
 import { allRecipientsFinal } from '../domain/efs-status';
 import { planWaves } from '../domain/wave-plan';
 import {
@@ -41,6 +41,13 @@ const { claimRecipientPage } = proxyLocalActivities<DeliveryActivities>({
 });
 
 type Ending = 'completed' | 'cancelled' | 'continue';
+
+/**
+ * Patch (2026-12-01): a page is claimed without reading the KPIs first when the last read plus what was handed over
+ * since leaves room in the in-flight window; one local activity less per page. Deprecate once no delivery started
+ * before it is still open (docs/workflow-versioning.md).
+ */
+const SKIP_KPI_READ_WHEN_WINDOW_HAS_ROOM = 'skip-kpi-read-when-window-has-room';
 
 export async function deliveryWorkflow(input: DeliveryWorkflowInput): Promise<DeliveryStateView> {
   const run = new DeliveryRun(input);
@@ -135,10 +142,13 @@ async function handOverWaves(run: DeliveryRun): Promise<Ending> {
     while (wave.handedOver < wave.size) {
       if (view.paused) await condition(() => !view.paused || run.cancelRequested);
       if (run.cancelRequested) return 'cancelled';
-      const k = await run.refreshKpis();
-      if (k.awaitingFirstAttempt + pageSize > maxInFlight) {
-        await condition(() => run.cancelRequested, kpiRefreshMs);
-        continue;
+      // Versioned (docs/workflow-versioning.md): deliveries started before this change read the KPIs before every page.
+      if (!(patched(SKIP_KPI_READ_WHEN_WINDOW_HAS_ROOM) && run.windowSurelyHasRoomFor(pageSize))) {
+        const k = await run.refreshKpis();
+        if (k.awaitingFirstAttempt + pageSize > maxInFlight) {
+          await condition(() => run.cancelRequested, kpiRefreshMs);
+          continue;
+        }
       }
       const page = await claimRecipientPage({
         deliveryId: run.deliveryId,
@@ -158,6 +168,7 @@ async function handOverWaves(run: DeliveryRun): Promise<Ending> {
       view.batchesStarted = batchNo;
       view.handedOverUpToRecipientId = page[page.length - 1].recipientId;
       wave.handedOver += page.length;
+      run.handedOverSinceKpis += page.length;
       if (run.historyFull) return 'continue';
     }
     wave.handedOverAtMs ??= Date.now();
