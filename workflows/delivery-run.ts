@@ -1,15 +1,32 @@
 /** The one state object of a delivery workflow run: its view (what queries return), the requests handlers leave for the phases, and the serialised writes of its phase. */
-import { log, proxyLocalActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { log, patched, proxyActivities, proxyLocalActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import { Mutex } from 'async-mutex';
 import type { DeliveryKpis } from '../domain/efs-status';
 import type { DeliveryActivities, DeliveryPhase, DeliveryResumeState, DeliveryStateView, DeliveryTunables, DeliveryWorkflowInput } from './contract';
 import { DeliveryStateAttribute } from './search-attributes';
 
-// Small single-statement reads and writes: a local activity costs one history event and no activity task round trip.
-const { setDeliveryPhase, readDeliveryKpis, updateDeliveryDraft, setContactDate } = proxyLocalActivities<DeliveryActivities>({
+// A single-statement read: a local activity costs one history event and no activity task round trip.
+const { readDeliveryKpis } = proxyLocalActivities<DeliveryActivities>({
   startToCloseTimeout: '1 minute',
   retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 20 },
 });
+
+// The writes that update handlers wait for. As regular activities their completions are history events of their own,
+// so an update's completion replays in the place it had: a handler waiting on a local activity (whose result is a
+// marker written with the task's other commands) could complete, on replay, after a command it originally preceded
+// (seen as "[TMPRL1100] Child workflow machine does not handle this event: WorkflowExecutionUpdateCompleted").
+// A handful per delivery (phase changes, edits), so the extra events do not matter.
+const ACTIVITY_WRITES = proxyActivities<DeliveryActivities>({
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 20 },
+});
+// Deliveries started before the patch below replay their writes as the local activities they recorded.
+const LOCAL_WRITES = proxyLocalActivities<DeliveryActivities>({
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 20 },
+});
+/** Patch (2026-12-01): handler-awaited writes as regular activities (docs/workflow-versioning.md). */
+const WRITES_AS_ACTIVITIES = 'delivery-writes-as-activities';
 
 export class DeliveryRun {
   readonly deliveryId: string;
@@ -73,15 +90,15 @@ export class DeliveryRun {
     if (this.view.phase !== phase) log.info('delivery phase', { deliveryId: this.deliveryId, from: this.view.phase, to: phase });
     this.view.phase = phase;
     upsertSearchAttributes([{ key: DeliveryStateAttribute, value: phase }]);
-    await this.serialised(() => setDeliveryPhase({ deliveryId: this.deliveryId, phase }));
+    await this.serialised((w) => w.setDeliveryPhase({ deliveryId: this.deliveryId, phase }));
   }
 
   setContactDate(contactDateMs: number | null): Promise<void> {
-    return this.serialised(() => setContactDate({ deliveryId: this.deliveryId, contactDateMs }));
+    return this.serialised((w) => w.setContactDate({ deliveryId: this.deliveryId, contactDateMs }));
   }
 
   updateDraft(changes: Parameters<DeliveryActivities['updateDeliveryDraft']>[0]['changes']): Promise<void> {
-    return this.serialised(() => updateDeliveryDraft({ deliveryId: this.deliveryId, changes }));
+    return this.serialised((w) => w.updateDeliveryDraft({ deliveryId: this.deliveryId, changes }));
   }
 
   async refreshKpis(): Promise<DeliveryKpis> {
@@ -124,7 +141,8 @@ export class DeliveryRun {
     };
   }
 
-  private serialised<T>(write: () => Promise<T>): Promise<T> {
-    return this.writes.runExclusive(write);
+  private serialised<T>(write: (writes: Pick<DeliveryActivities, 'setDeliveryPhase' | 'setContactDate' | 'updateDeliveryDraft'>) => Promise<T>): Promise<T> {
+    // patched() is asked inside the lock, in the order the writes run: the same order on replay.
+    return this.writes.runExclusive(() => write(patched(WRITES_AS_ACTIVITIES) ? ACTIVITY_WRITES : LOCAL_WRITES));
   }
 }
