@@ -5,7 +5,6 @@
  * change to it is a change to what running histories replay against (docs/workflow-versioning.md).
  */
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
-import { z } from 'zod';
 import type { AnalysisFinding, AnalysisReport } from '../domain/analysis-report';
 import type { DeliveryOptions, LocalSendTime } from '../domain/delivery-options';
 import type { DeliveryPhase } from '../domain/delivery-lifecycle';
@@ -110,16 +109,28 @@ export interface DeliveryStateView {
 export const deliveryStateQuery = defineQuery<DeliveryStateView>('deliveryState');
 export const deliveryKpisQuery = defineQuery<DeliveryKpis | null>('kpis');
 
-// Update arguments: validated by the API before they are sent and again by the workflow's validators, with the
-// same schemas, so a client that bypasses the API (temporal CLI, another SDK) cannot put a malformed one in a history.
-export const confirmRequestSchema = z.object({ confirmedBy: z.string().max(200).optional() }).strict();
-export type ConfirmRequest = z.infer<typeof confirmRequestSchema>;
-export const pauseRequestSchema = z.object({ reason: z.string().max(500).optional() }).strict();
-export type PauseRequest = z.infer<typeof pauseRequestSchema>;
-export const cancelRequestSchema = z.object({ reason: z.string().max(500).optional() }).strict();
-export type CancelRequest = z.infer<typeof cancelRequestSchema>;
-export const rescheduleRequestSchema = z.object({ contactDateMs: z.number().int().nonnegative().nullable() }).strict();
-export type RescheduleRequest = z.infer<typeof rescheduleRequestSchema>;
+// Update arguments. The API validates its request bodies with zod; the workflow's validators check the arguments
+// again with the plain checks below, so a client that bypasses the API (temporal CLI, another SDK) cannot put a
+// malformed one in a history. Not zod here: every module the workflow bundle imports is evaluated again for each
+// workflow execution, and zod's initialisation cost about 20 ms of worker CPU per recipient workflow (measured with
+// `npm run bench -- --only fanout`, docs/benchmarks.md).
+
+/** The first problem of an update argument ("field: what is wrong"), or null when it is well formed. */
+export type ArgumentCheck = (value: unknown) => string | null;
+
+export interface ConfirmRequest {
+  confirmedBy?: string;
+}
+export interface PauseRequest {
+  reason?: string;
+}
+export interface CancelRequest {
+  reason?: string;
+}
+export interface RescheduleRequest {
+  /** Epoch ms of the new contact date; null: as soon as confirmed. */
+  contactDateMs: number | null;
+}
 
 /** Draft edits before confirmation (the API validates each field's content; the workflow checks the shape). */
 export interface DraftChanges {
@@ -131,18 +142,53 @@ export interface DraftChanges {
   waves?: WaveSpec;
   localSendTime?: LocalSendTime | null;
 }
-export const draftChangesSchema = z
-  .object({
-    name: z.string().min(1).max(200).optional(),
-    subject: z.string().min(1).max(998).optional(),
-    html: z.string().nullable().optional(),
-    text: z.string().nullable().optional(),
-    validitySeconds: z.number().int().positive().optional(),
-    waves: z.looseObject({ mode: z.enum(['single', 'size', 'calendar', 'ramp_up']) }).optional(),
-    localSendTime: z.looseObject({ time: z.string(), defaultTimeZone: z.string(), timeZoneField: z.string() }).nullable().optional(),
-  })
-  .strict()
-  .refine((d) => Object.keys(d).length > 0, { message: 'nothing to change' });
+
+type FieldCheck = (v: unknown) => string | null;
+const optionalString =
+  (max: number, min = 0): FieldCheck =>
+  (v) =>
+    v === undefined || (typeof v === 'string' && v.length >= min && v.length <= max) ? null : `must be a string of ${min} to ${max} characters`;
+const nullableString: FieldCheck = (v) => (v === undefined || v === null || typeof v === 'string' ? null : 'must be a string or null');
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** An object with only the given fields, each passing its check. */
+function objectOf(fields: Record<string, FieldCheck>, opts: { nonEmpty?: boolean } = {}): ArgumentCheck {
+  return (value) => {
+    if (!isObject(value)) return 'the argument must be an object';
+    for (const key of Object.keys(value)) if (!(key in fields)) return `${key}: unknown field`;
+    for (const [key, check] of Object.entries(fields)) {
+      const problem = check(value[key]);
+      if (problem) return `${key}: ${problem}`;
+    }
+    if (opts.nonEmpty && Object.keys(value).length === 0) return 'nothing to change';
+    return null;
+  };
+}
+
+export const checkConfirmRequest = objectOf({ confirmedBy: optionalString(200) });
+export const checkPauseRequest = objectOf({ reason: optionalString(500) });
+export const checkCancelRequest = objectOf({ reason: optionalString(500) });
+export const checkRescheduleRequest = objectOf({
+  contactDateMs: (v) => (v === null || (Number.isSafeInteger(v) && (v as number) >= 0) ? null : 'must be epoch milliseconds (a whole number) or null'),
+});
+export const checkDraftChanges = objectOf(
+  {
+    name: optionalString(200, 1),
+    subject: optionalString(998, 1),
+    html: nullableString,
+    text: nullableString,
+    validitySeconds: (v) => (v === undefined || (Number.isSafeInteger(v) && (v as number) > 0) ? null : 'must be a positive whole number of seconds'),
+    waves: (v) =>
+      v === undefined || (isObject(v) && ['single', 'size', 'calendar', 'ramp_up'].includes(v.mode as string))
+        ? null
+        : 'must be a wave spec with mode single, size, calendar or ramp_up',
+    localSendTime: (v) =>
+      v === undefined || v === null || (isObject(v) && ['time', 'defaultTimeZone', 'timeZoneField'].every((k) => typeof v[k] === 'string'))
+        ? null
+        : 'must be null or { time, defaultTimeZone, timeZoneField }',
+  },
+  { nonEmpty: true },
+);
 
 export const confirmUpdate = defineUpdate<DeliveryPhase, [ConfirmRequest]>('confirm');
 /** No new message starts while paused; retries already waiting keep their timers. */

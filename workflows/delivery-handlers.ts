@@ -3,32 +3,29 @@
  * handlers only record the request on the run, or write through the run's serialised writes. The phases act on it.
  */
 import { setHandler } from '@temporalio/workflow';
-import type { ZodType } from 'zod';
 import { BEFORE_CONFIRMATION } from '../domain/delivery-lifecycle';
 import {
-  cancelRequestSchema,
+  checkCancelRequest,
   cancelUpdate,
-  confirmRequestSchema,
+  checkConfirmRequest,
   confirmUpdate,
   deliveryKpisQuery,
   deliveryStateQuery,
-  draftChangesSchema,
+  checkDraftChanges,
   editDraftUpdate,
-  pauseRequestSchema,
+  checkPauseRequest,
   pauseUpdate,
-  rescheduleRequestSchema,
+  checkRescheduleRequest,
   rescheduleUpdate,
   resumeUpdate,
+  type ArgumentCheck,
 } from './contract';
 import type { DeliveryRun } from './delivery-run';
 
-/** Throws the schema's first problem as the refusal (a validator's error is what the client sees). */
-function validArgument(schema: ZodType, value: unknown): void {
-  const r = schema.safeParse(value ?? {});
-  if (!r.success) {
-    const i = r.error.issues[0];
-    throw new Error(`invalid argument${i.path.length ? ` ${i.path.join('.')}` : ''}: ${i.message}`);
-  }
+/** Throws the argument's first problem as the refusal (a validator's error is what the client sees). */
+function validArgument(check: ArgumentCheck, value: unknown): void {
+  const problem = check(value ?? {});
+  if (problem) throw new Error(`invalid argument: ${problem}`);
 }
 
 export function registerDeliveryHandlers(run: DeliveryRun): void {
@@ -48,7 +45,7 @@ export function registerDeliveryHandlers(run: DeliveryRun): void {
     },
     {
       validator: (req) => {
-        validArgument(confirmRequestSchema, req);
+        validArgument(checkConfirmRequest, req);
         if (run.cancelRequested || view.phase === 'cancelled') throw new Error('the delivery is cancelled');
         if (run.analysing || run.reanalyseRequested || run.editsInProgress > 0 || view.phase === 'analysing') {
           throw new Error('the delivery is still being analysed; confirm once the analysis has ended');
@@ -68,7 +65,7 @@ export function registerDeliveryHandlers(run: DeliveryRun): void {
     },
     {
       validator: (req) => {
-        validArgument(cancelRequestSchema, req);
+        validArgument(checkCancelRequest, req);
         if (run.ended) throw new Error(`the delivery is already ${view.phase}`);
         if (run.cancelRequested) throw new Error('the delivery is already being cancelled');
       },
@@ -86,7 +83,7 @@ export function registerDeliveryHandlers(run: DeliveryRun): void {
     },
     {
       validator: (req) => {
-        validArgument(pauseRequestSchema, req);
+        validArgument(checkPauseRequest, req);
         notEndedOrCancelling();
         if (view.paused) throw new Error('the delivery is already paused');
         if (BEFORE_CONFIRMATION.includes(view.phase)) throw new Error('only a confirmed delivery can be paused; it is not confirmed yet');
@@ -118,7 +115,7 @@ export function registerDeliveryHandlers(run: DeliveryRun): void {
     },
     {
       validator: (req) => {
-        validArgument(rescheduleRequestSchema, req);
+        validArgument(checkRescheduleRequest, req);
         notEndedOrCancelling();
         if (![...BEFORE_CONFIRMATION, 'scheduled'].includes(view.phase)) throw new Error('the contact date cannot change once sending has started');
       },
@@ -139,7 +136,7 @@ export function registerDeliveryHandlers(run: DeliveryRun): void {
     },
     {
       validator: (changes) => {
-        validArgument(draftChangesSchema, changes);
+        validArgument(checkDraftChanges, changes);
         notEndedOrCancelling();
         if (!BEFORE_CONFIRMATION.includes(view.phase) || view.confirmedBy !== null) {
           throw new Error('the delivery is confirmed: its content and target can no longer change');
