@@ -13,7 +13,6 @@ export function deliveryIdParam(req: Request): string {
 
 export function createDeliveryRouter(service: DeliveryService): Router {
   const router = Router();
-  const deliveryId = deliveryIdParam;
 
   router.post('/api/deliveries', async (req, res) => {
     const input = createDeliverySchema.parse(req.body);
@@ -33,7 +32,7 @@ export function createDeliveryRouter(service: DeliveryService): Router {
   });
 
   router.get('/api/deliveries/:id', async (req, res) => {
-    const id = deliveryId(req);
+    const id = deliveryIdParam(req);
     const row = await service.store.get(id);
     if (!row) throw new NotFoundError(`delivery ${id} does not exist`);
     const view = await service.workflowView(id);
@@ -71,7 +70,7 @@ export function createDeliveryRouter(service: DeliveryService): Router {
   });
 
   router.get('/api/deliveries/:id/recipients', async (req, res) => {
-    const id = deliveryId(req);
+    const id = deliveryIdParam(req);
     const q = pageQuerySchema.parse(req.query);
     if (!(await service.store.get(id))) throw new NotFoundError(`delivery ${id} does not exist`);
     const rows = await service.log.page(id, { afterRecipientId: q.after, limit: q.limit, status: q.status });
@@ -80,7 +79,7 @@ export function createDeliveryRouter(service: DeliveryService): Router {
   });
 
   router.get('/api/deliveries/:id/recipients/:rid', async (req, res) => {
-    const id = deliveryId(req);
+    const id = deliveryIdParam(req);
     const rid = z.coerce.number().int().positive().parse(req.params.rid);
     const row = await service.log.recipient(id, rid);
     if (!row) throw new NotFoundError(`recipient ${rid} of delivery ${id} does not exist`);
@@ -89,32 +88,32 @@ export function createDeliveryRouter(service: DeliveryService): Router {
   });
 
   router.post('/api/deliveries/:id/confirm', async (req, res) => {
-    const id = deliveryId(req);
+    const id = deliveryIdParam(req);
     const body = confirmSchema.parse(req.body ?? {});
     const phase = await service.confirm(id, body.confirmedBy);
     res.json({ id, confirmed: true, phase });
   });
 
   router.post('/api/deliveries/:id/cancel', async (req, res) => {
-    const id = deliveryId(req);
+    const id = deliveryIdParam(req);
     const body = cancelSchema.parse(req.body ?? {});
     const phase = await service.cancel(id, body.reason);
     res.status(202).json({ id, cancelRequested: true, phase });
   });
 
   router.post('/api/deliveries/:id/pause', async (req, res) => {
-    const id = deliveryId(req);
+    const id = deliveryIdParam(req);
     const body = cancelSchema.parse(req.body ?? {});
     res.json({ id, paused: true, phase: await service.pause(id, body.reason) });
   });
 
   router.post('/api/deliveries/:id/resume', async (req, res) => {
-    const id = deliveryId(req);
+    const id = deliveryIdParam(req);
     res.json({ id, paused: false, phase: await service.resume(id) });
   });
 
   router.put('/api/deliveries/:id/contact-date', async (req, res) => {
-    const id = deliveryId(req);
+    const id = deliveryIdParam(req);
     const body = rescheduleSchema.parse(req.body ?? {});
     const phase = await service.reschedule(id, body.contactDate ? new Date(body.contactDate) : null);
     res.json({ id, contactDate: body.contactDate, phase });
@@ -122,7 +121,7 @@ export function createDeliveryRouter(service: DeliveryService): Router {
 
   // Content, validity and wave edits before confirmation; the workflow re-runs analysis.
   router.patch('/api/deliveries/:id', async (req, res) => {
-    const id = deliveryId(req);
+    const id = deliveryIdParam(req);
     const body = updateDeliverySchema.parse(req.body ?? {});
     const { validity, waves, ...rest } = body;
     const phase = await service.editDraft(id, {
@@ -134,7 +133,7 @@ export function createDeliveryRouter(service: DeliveryService): Router {
   });
 
   router.post('/api/deliveries/:id/proofs', async (req, res) => {
-    const id = deliveryId(req);
+    const id = deliveryIdParam(req);
     const body = proofSchema.parse(req.body ?? {});
     res.json({ id, proofs: await service.sendProofs(id, body.addresses) });
   });

@@ -1,6 +1,5 @@
 /** An isolated stack for the benchmark: its own Temporal dev server (file DB), Postgres, sandbox MX and worker, in a temp dir. */
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
@@ -13,6 +12,7 @@ import { workflowsPath } from '../workers/create-worker';
 import type { DeliveryService } from '../api/delivery-service';
 import { buildActivityDependencies, buildDeliveryService, buildWorker, openRuntime } from '../runtime/composition-root';
 import { SandboxMx } from '../mx-sandbox/sandbox-mx';
+import { freePort } from '../stack/ports';
 import { locateTemporalCli } from '../stack/temporal-cli';
 import { startDevServer, type RunningDevServer } from '../stack/temporal-dev-server';
 import { startEmbeddedPostgres, type PostgresHandle } from '../stack/postgres';
@@ -39,17 +39,6 @@ export interface BenchStack {
   startWorker(t: WorkerTuning): Promise<void>;
   stopWorker(): Promise<void>;
   stop(): Promise<void>;
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
 }
 
 const SECRETS = { verpSecret: 'bench-verp-secret-0123456789', keyEncryptionSecret: 'bench-key-secret-0123456789' };

@@ -5,6 +5,7 @@ import { copyRecipients, type RecipientInput } from './recipient-loader';
 import { copyListIntoDelivery } from './recipient-lists';
 import { inTransaction } from './transaction';
 import type { DeliveryPhase } from '../domain/delivery-lifecycle';
+import { addressDomain } from '../domain/email-address';
 
 /** Where a delivery's population comes from: inline rows, or a stored list (copied at creation). */
 export type Audience = { recipients: Iterable<RecipientInput> } | { listId: string };
@@ -66,7 +67,7 @@ export class DeliveryStore {
           input.name,
           input.from.address,
           input.from.name ?? null,
-          input.from.address.slice(input.from.address.lastIndexOf('@') + 1).toLowerCase(),
+          addressDomain(input.from.address),
           input.replyTo ?? null,
           input.subject,
           input.html ?? null,

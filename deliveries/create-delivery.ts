@@ -7,6 +7,7 @@ import type { Stores } from '../db/stores';
 import type { Audience, NewDelivery } from '../db/delivery-store';
 import { deliveryTunables, type Settings } from '../config/settings';
 import type { DeliveryOptions } from '../domain/delivery-options';
+import { addressDomain } from '../domain/email-address';
 import { deliveryWorkflowId, type DeliveryWorkflowInput } from '../workflows/contract';
 
 /** The delivery row's fields, with its options typed, and where its population comes from. */
@@ -38,7 +39,7 @@ export interface DeliveryCreationContext {
 export async function createDelivery(ctx: DeliveryCreationContext, req: NewDeliveryRequest): Promise<CreatedDelivery> {
   const { deliveries, keys, lists } = ctx.stores;
   if ('listId' in req.audience && !(await lists.get(req.audience.listId))) throw new ListNotFoundError(req.audience.listId);
-  const fromDomain = req.from.address.slice(req.from.address.lastIndexOf('@') + 1).toLowerCase();
+  const fromDomain = addressDomain(req.from.address);
   // First delivery of a From domain: its RSA-2048 key is generated now, so the DNS record can be published before sending.
   await keys.ensureKey(fromDomain, ctx.settings.DKIM_SELECTOR, 'rsa-sha256');
   const { audience, options, ...row } = req;

@@ -33,6 +33,11 @@ export function checkEmailAddress(input: string): AddressCheck {
   return { ok: true, address: `${local}@${rawDomain.toLowerCase() === domain ? domain : rawDomain}`, domain };
 }
 
+/** The lower-case domain of an address as given (no IDNA conversion): e.g. the From domain that DKIM keys belong to. */
+export function addressDomain(address: string): string {
+  return address.slice(address.lastIndexOf('@') + 1).toLowerCase();
+}
+
 /** The key two addresses share when they are duplicates: the domain is case-insensitive; local parts are compared case-insensitively too, as every big mailbox provider does. */
 export function duplicateKey(address: string, domain: string): string {
   return `${address.slice(0, address.lastIndexOf('@')).toLowerCase()}@${domain}`;

@@ -6,11 +6,11 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { Client } from 'pg';
 import { chownTree, clusterLocation, postgresAccount, postgresBinaries, type PostgresAccount } from './postgres-location';
 import { portInUseHint, StartupError } from './startup-error';
+import { assertPortFree } from './ports';
 
 export interface PostgresHandle {
   connectionString: string;
@@ -48,18 +48,6 @@ function quoteFailure(output: string): string {
   const important = lines.filter((l) => /\b(FATAL|PANIC|ERROR|HINT|DETAIL):/.test(l) || /^(initdb|postgres): (error|fatal|hint|detail):/i.test(l));
   const picked = important.length ? important.slice(0, 3) : lines.slice(-1);
   return picked.map((l) => l.replace(/^.*?\b(FATAL|PANIC|ERROR|HINT|DETAIL):\s*/, '$1: ')).join(' ') || 'no output';
-}
-
-async function assertPortFree(port: number): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', (e: NodeJS.ErrnoException) => {
-      if (e.code === 'EADDRINUSE') {
-        reject(new StartupError(`${FAILED}: port ${port} on 127.0.0.1 is already in use (EMBEDDED_PG_PORT) — ${portInUseHint(port, 'EMBEDDED_PG_PORT')}`));
-      } else resolve(); // another kind of refusal: let Postgres itself tell
-    });
-    s.listen(port, '127.0.0.1', () => s.close(() => resolve()));
-  });
 }
 
 async function initdb(bin: string, dataDir: string, account: PostgresAccount | null): Promise<void> {
@@ -206,7 +194,7 @@ export async function startEmbeddedPostgres(opts: {
     log(`embedded Postgres runs as user '${account?.name}'${blocker ? `, which cannot enter ${blocker}` : ''}: ${moved.join('; ')}`);
   }
 
-  await assertPortFree(opts.port);
+  await assertPortFree({ host: '127.0.0.1', port: opts.port, setting: 'EMBEDDED_PG_PORT', failed: FAILED });
   if (!fs.existsSync(path.join(cluster.dir, 'PG_VERSION'))) {
     await initdb(binaries.initdb, cluster.dir, account);
   } else if (account && fs.statSync(cluster.dir).uid !== account.uid) {

@@ -4,7 +4,8 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { ALL_SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
-import { portInUseHint, StartupError } from './startup-error';
+import { StartupError } from './startup-error';
+import { assertPortFree } from './ports';
 
 export interface DevServerOptions {
   cliPath: string;
@@ -42,19 +43,6 @@ function lastLogLine(logFile: string | undefined, from: number): string | null {
   } catch {
     return null;
   }
-}
-
-async function assertPortFree(host: string, port: number, setting: string): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', (e: NodeJS.ErrnoException) => {
-      if (e.code === 'EADDRINUSE') {
-        const extra = setting === 'TEMPORAL_ADDRESS' ? ' (or set TEMPORAL_EXTERNAL=true to use the server already there)' : '';
-        reject(new StartupError(`${FAILED}: ${host}:${port} is already in use (${setting}) — ${portInUseHint(port, setting)}${extra}`));
-      } else resolve(); // let the server itself report anything else
-    });
-    s.listen(port, host, () => s.close(() => resolve()));
-  });
 }
 
 async function waitForPort(host: string, port: number, timeoutMs: number, proc: ChildProcess, opts: DevServerOptions, logFrom: number): Promise<void> {
@@ -100,8 +88,8 @@ export async function startDevServer(opts: DevServerOptions): Promise<RunningDev
   if (!host || !Number.isInteger(port)) {
     throw new StartupError(`${FAILED}: TEMPORAL_ADDRESS=${opts.address} is not host:port — set it like 127.0.0.1:7233`);
   }
-  await assertPortFree(host, port, 'TEMPORAL_ADDRESS');
-  await assertPortFree(host, opts.uiPort, 'TEMPORAL_UI_PORT');
+  await assertPortFree({ host, port, setting: 'TEMPORAL_ADDRESS', failed: FAILED, extra: ' (or set TEMPORAL_EXTERNAL=true to use the server already there)' });
+  await assertPortFree({ host, port: opts.uiPort, setting: 'TEMPORAL_UI_PORT', failed: FAILED });
   const args = ['server', 'start-dev', '--ip', host, '--port', String(port), '--namespace', opts.namespace, '--ui-port', String(opts.uiPort), '--log-level', 'warn'];
   if (opts.dbFile) {
     fs.mkdirSync(path.dirname(opts.dbFile), { recursive: true });

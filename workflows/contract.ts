@@ -26,8 +26,8 @@ export function deliveryWorkflowId(deliveryId: string): string {
 export function recipientWorkflowId(deliveryId: string, recipientId: number): string {
   return `delivery-${deliveryId}-r-${recipientId}`;
 }
-export function recipientBatchWorkflowId(deliveryWorkflowId: string, batchNo: number): string {
-  return `${deliveryWorkflowId}-batch-${batchNo}`;
+export function recipientBatchWorkflowId(parentWorkflowId: string, batchNo: number): string {
+  return `${parentWorkflowId}-batch-${batchNo}`;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

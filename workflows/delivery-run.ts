@@ -2,29 +2,29 @@
 import { log, patched, proxyActivities, proxyLocalActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import { Mutex } from 'async-mutex';
 import type { DeliveryKpis } from '../domain/efs-status';
+import { isEndedPhase } from '../domain/delivery-lifecycle';
 import type { DeliveryActivities, DeliveryPhase, DeliveryResumeState, DeliveryStateView, DeliveryTunables, DeliveryWorkflowInput } from './contract';
 import { DeliveryStateAttribute } from './search-attributes';
 
-// A single-statement read: a local activity costs one history event and no activity task round trip.
-const { readDeliveryKpis } = proxyLocalActivities<DeliveryActivities>({
+const SHORT_STEP = {
   startToCloseTimeout: '1 minute',
   retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 20 },
-});
+} as const;
+
+/**
+ * Single-statement reads and writes of the delivery workflow (KPIs, claiming a page): a local activity costs one
+ * history event and no activity task round trip.
+ */
+export const deliveryLocalSteps = proxyLocalActivities<DeliveryActivities>(SHORT_STEP);
 
 // The writes that update handlers wait for. As regular activities their completions are history events of their own,
 // so an update's completion replays in the place it had: a handler waiting on a local activity (whose result is a
 // marker written with the task's other commands) could complete, on replay, after a command it originally preceded
 // (seen as "[TMPRL1100] Child workflow machine does not handle this event: WorkflowExecutionUpdateCompleted").
 // A handful per delivery (phase changes, edits), so the extra events do not matter.
-const ACTIVITY_WRITES = proxyActivities<DeliveryActivities>({
-  startToCloseTimeout: '1 minute',
-  retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 20 },
-});
+const ACTIVITY_WRITES = proxyActivities<DeliveryActivities>(SHORT_STEP);
 // Deliveries started before the patch below replay their writes as the local activities they recorded.
-const LOCAL_WRITES = proxyLocalActivities<DeliveryActivities>({
-  startToCloseTimeout: '1 minute',
-  retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 20 },
-});
+const LOCAL_WRITES = deliveryLocalSteps;
 /** Patch (2026-12-01): handler-awaited writes as regular activities (docs/workflow-versioning.md). */
 const WRITES_AS_ACTIVITIES = 'delivery-writes-as-activities';
 
@@ -82,7 +82,7 @@ export class DeliveryRun {
   }
 
   get ended(): boolean {
-    return this.view.phase === 'completed' || this.view.phase === 'cancelled';
+    return isEndedPhase(this.view.phase);
   }
 
   /** Changes the phase now (queries see it at once) and writes it to the delivery table after every earlier write. */
@@ -102,7 +102,7 @@ export class DeliveryRun {
   }
 
   async refreshKpis(): Promise<DeliveryKpis> {
-    this.view.kpis = await readDeliveryKpis({ deliveryId: this.deliveryId });
+    this.view.kpis = await deliveryLocalSteps.readDeliveryKpis({ deliveryId: this.deliveryId });
     this.view.kpisAtMs = Date.now(); // the workflow clock inside the sandbox: replays the recorded time
     this.handedOverSinceKpis = 0;
     return this.view.kpis;

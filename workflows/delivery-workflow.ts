@@ -3,7 +3,7 @@
  * the contact date → hand the waves over page by page → follow the log until every recipient is final.
  * Cancellation ends any phase; a sending delivery continues as new when its history grows.
  */
-import { allHandlersFinished, condition, continueAsNew, executeChild, patched, proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
+import { allHandlersFinished, condition, continueAsNew, executeChild, patched, proxyActivities } from '@temporalio/workflow';
 import { allRecipientsFinal } from '../domain/efs-status';
 import { planWaves } from '../domain/wave-plan';
 import {
@@ -15,7 +15,7 @@ import {
   type DeliveryWorkflowInput,
   type WaveProgress,
 } from './contract';
-import { DeliveryRun } from './delivery-run';
+import { DeliveryRun, deliveryLocalSteps } from './delivery-run';
 import { registerDeliveryHandlers } from './delivery-handlers';
 import { recipientBatchWorkflow } from './recipient-batch-workflow';
 import { DeliveryIdAttribute } from './search-attributes';
@@ -34,11 +34,7 @@ const { cancelPendingRecipients } = proxyActivities<DeliveryActivities>({
   retry: { initialInterval: '2 seconds', maximumInterval: '1 minute', maximumAttempts: 20 },
 });
 
-// Claiming a page is one short statement: a local activity costs one history event per page.
-const { claimRecipientPage } = proxyLocalActivities<DeliveryActivities>({
-  startToCloseTimeout: '1 minute',
-  retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 20 },
-});
+const { claimRecipientPage } = deliveryLocalSteps;
 
 type Ending = 'completed' | 'cancelled' | 'continue';
 

@@ -1,6 +1,5 @@
 /** Starts what every integration test shares: a Temporal dev server (the project's CLI build), embedded Postgres, the workflow bundle. */
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
@@ -10,6 +9,7 @@ import { locateTemporalCli } from '../../stack/temporal-cli';
 import { startDevServer } from '../../stack/temporal-dev-server';
 import { startEmbeddedPostgres } from '../../stack/postgres';
 import { describeStartupFailure } from '../../stack/startup-error';
+import { freePort } from '../../stack/ports';
 import { createPool } from '../../db/pool';
 import { migrate } from '../../db/migrate';
 import { seedQualificationRules } from '../../db/qualification-rule-store';
@@ -22,17 +22,6 @@ declare module 'vitest' {
     workflowBundlePath: string;
     temporalCliPath: string;
   }
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
 }
 
 export default async function setup(project: TestProject) {
