@@ -3,11 +3,11 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { ActivityDependencies } from './dependencies';
 import type { SigningKey } from '../mail/dkim/keys';
 import { signMessage, DkimSigningError } from '../mail/dkim/signer';
-import { transitionAfterAttempt, type AttemptOutcome } from '../domain/efs-status';
+import { transitionAfterAttempt, transitionAfterRelayAccepted, type AttemptOutcome } from '../domain/efs-status';
 import type { DeliveryPhase } from '../domain/delivery-lifecycle';
 import { quarantineEffect } from '../domain/quarantine-policy';
 import { nextRetryAt } from '../domain/retry-schedule';
-import type { RecipientActivities, SendInput, SendOutcome } from '../workflows/contract';
+import type { ConfirmedRecipient, RecipientActivities, SendInput, SendOutcome } from '../workflows/contract';
 
 const KEY_CACHE_MS = 60_000;
 // A pause must take effect within about a second on every worker, without a query per message.
@@ -37,6 +37,11 @@ async function heartbeating<T>(work: Promise<T>): Promise<T> {
   } finally {
     clearInterval(timer);
   }
+}
+
+/** The ENVID of a message: the local part of its VERP return path, which carries the same HMAC (domain/verp.ts). */
+function envelopeIdOf(verp: string): string {
+  return verp.slice(0, verp.lastIndexOf('@'));
 }
 
 /** Nothing was sent and no attempt is counted: the workflow waits `inMs` and tries the same attempt again. */
@@ -89,6 +94,13 @@ export function createSendingActivities(deps: ActivityDependencies): RecipientAc
       }
     },
 
+    /** Relay mode, no report by the end of the confirmation window: the recipient counts as sent, recorded as such. */
+    async confirmAfterReportWindow({ deliveryId, recipientId }): Promise<ConfirmedRecipient> {
+      const { row, confirmed } = await deps.log.confirmAfterReportWindow(deliveryId, recipientId);
+      if (!row) throw ApplicationFailure.nonRetryable(`no recipient ${recipientId} in delivery ${deliveryId}`, 'RecipientNotFound');
+      return { status: row.status, failureType: row.failureType, failureReason: row.failureReason, confirmedByWindow: confirmed };
+    },
+
     /** One SMTP attempt, recorded before and after, never repeated once the receiver accepted the message. */
     async sendRecipientMessage(input: SendInput): Promise<SendOutcome> {
       const startedAt = Date.now();
@@ -116,10 +128,11 @@ export function createSendingActivities(deps: ActivityDependencies): RecipientAc
           nextRetryAt: row!.nextRetryAt ? row!.nextRetryAt.getTime() : null,
           retryInMs: row!.nextRetryAt ? Math.max(0, row!.nextRetryAt.getTime() - input.workflowNowMs) : null,
           replayed: true,
+          awaitingReport: known.outcome === 'accepted' && row!.relayedAt !== null,
         };
       }
       const reply = await heartbeating(
-        deps.sender.send({ from: msg.verp, to: msg.address, domain: msg.domain }, Buffer.concat([Buffer.from(input.dkimSignature, 'utf8'), msg.raw])),
+        deps.sender.send({ from: msg.verp, to: msg.address, domain: msg.domain, envelopeId: envelopeIdOf(msg.verp) }, Buffer.concat([Buffer.from(input.dkimSignature, 'utf8'), msg.raw])),
       );
       const accepted = reply.code >= 200 && reply.code < 300;
       const qualification = accepted ? null : deps.qualify(reply, msg.domain);
@@ -127,11 +140,16 @@ export function createSendingActivities(deps: ActivityDependencies): RecipientAc
       const now = clock();
       if (qualification?.retryClass === 'throttling') await deps.siteBackoff.throttled(msg.domain, reply.text, deps.settings.RETRY_TIME_SCALE, now);
       else if (accepted) await deps.siteBackoff.recovered(msg.domain, now);
+      // The retry class, not the type, decides whether this message is tried again (domain/efs-status.ts).
       const retryAt =
-        qualification && qualification.type === 'soft'
+        qualification && qualification.retryClass !== 'none'
           ? nextRetryAt(qualification.retryClass, input.attempt, now, input.retryWindowEndsAt, deps.random(), deps.settings.RETRY_TIME_SCALE)
           : null;
-      const t = transitionAfterAttempt(accepted ? { accepted: true } : { accepted: false, qualification: qualification! }, retryAt !== null);
+      // Relay mode: the smart host is the MTA, its 250 is not "sent" (design: "Who said sent?").
+      const relayed = accepted && deps.settings.SEND_MODE === 'relay';
+      const t = relayed
+        ? transitionAfterRelayAccepted()
+        : transitionAfterAttempt(accepted ? { accepted: true } : { accepted: false, qualification: qualification! }, retryAt !== null);
       const outcome: AttemptOutcome = accepted ? 'accepted' : qualification!.type;
       await heartbeating(deps.log.completeAttempt({
         deliveryId: input.deliveryId,
@@ -146,6 +164,7 @@ export function createSendingActivities(deps: ActivityDependencies): RecipientAc
         failureReason: t.failureReason,
         nextRetryAt: t.retry && retryAt ? new Date(retryAt) : null,
         quarantine: quarantineEffect(t),
+        relayed,
       }));
       return {
         attempt: input.attempt,
@@ -158,6 +177,7 @@ export function createSendingActivities(deps: ActivityDependencies): RecipientAc
         nextRetryAt: t.retry ? retryAt : null,
         retryInMs: t.retry && retryAt ? Math.max(0, retryAt - now) : null,
         replayed: false,
+        awaitingReport: relayed,
       };
     },
   };

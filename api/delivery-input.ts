@@ -1,6 +1,25 @@
 /** The API's input schemas (zod): what a caller may send, with messages that say what is wrong. */
 import { z } from 'zod';
 import { isValidTimeZone } from '../domain/local-send-time';
+import { headerValueProblem } from '../domain/header-value';
+
+/** A string that ends up in a message header: no CR, LF, NUL or other control character (header injection). */
+const headerText = (field: string) =>
+  z.string().superRefine((v, ctx) => {
+    const problem = headerValueProblem(field, v);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  });
+
+/** How far in the past a contact date may be and still mean "now" (clocks of API callers drift). */
+export const CONTACT_DATE_GRACE_MS = 60_000;
+
+/**
+ * A contact date: an ISO date-time with its offset, not in the past (beyond CONTACT_DATE_GRACE_MS). "Send as soon as
+ * confirmed" is said by leaving it out (or null where a date is being changed), not by a date in the past.
+ */
+const contactDateSchema = z.iso.datetime({ offset: true }).refine((s) => Date.parse(s) >= Date.now() - CONTACT_DATE_GRACE_MS, {
+  message: 'contactDate is in the past: give a future date, or leave contactDate out to send as soon as the delivery is confirmed',
+});
 
 const DURATION_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
 const MAX_VALIDITY_SECONDS = 30 * 86400;
@@ -34,7 +53,7 @@ export const recipientSchema = z.object({
 const mailbox = z.union(
   [
     z.email().transform((address) => ({ address, name: undefined as string | undefined })),
-    z.object({ address: z.email(), name: z.string().max(200).optional() }),
+    z.object({ address: z.email(), name: headerText('from.name').max(200).optional() }),
   ],
   { error: 'must be an email address, or {"address": "...", "name": "..."}' },
 );
@@ -84,7 +103,7 @@ export const createDeliverySchema = z
     name: z.string().trim().min(1, 'name is required').max(200),
     from: mailbox,
     replyTo: z.email().optional(),
-    subject: z.string().min(1, 'subject is required').max(998, 'subject is longer than a header line may be (998)'),
+    subject: headerText('subject').min(1, 'subject is required').max(998, 'subject is longer than a header line may be (998)'),
     html: z.string().max(5_000_000).optional(),
     text: z.string().max(5_000_000).optional(),
     recipients: z
@@ -97,7 +116,7 @@ export const createDeliverySchema = z
     localSendTime: localSendTimeSchema.optional(),
     validity: validitySchema.default(5 * 86400),
     autoConfirm: z.boolean().default(false),
-    contactDate: z.iso.datetime({ offset: true }).transform((s) => new Date(s)).optional(),
+    contactDate: contactDateSchema.transform((s) => new Date(s)).optional(),
   })
   .strict()
   .refine((d) => d.html !== undefined || d.text !== undefined, { message: 'html or text is required', path: ['html'] })
@@ -115,7 +134,7 @@ export const pageQuerySchema = z.object({
 export const updateDeliverySchema = z
   .object({
     name: z.string().trim().min(1).max(200).optional(),
-    subject: z.string().min(1).max(998).optional(),
+    subject: headerText('subject').min(1).max(998).optional(),
     html: z.string().max(5_000_000).nullable().optional(),
     text: z.string().max(5_000_000).nullable().optional(),
     validity: validitySchema.optional(),
@@ -125,7 +144,7 @@ export const updateDeliverySchema = z
   .strict()
   .refine((d) => Object.keys(d).length > 0, { message: 'nothing to change' });
 
-export const rescheduleSchema = z.object({ contactDate: z.iso.datetime({ offset: true }).nullable() }).strict();
+export const rescheduleSchema = z.object({ contactDate: contactDateSchema.nullable() }).strict();
 export const proofSchema = z.object({ addresses: z.array(z.email()).min(1).max(20) }).strict();
 
 export const confirmSchema = z.object({ confirmedBy: z.string().max(200).optional() }).strict();

@@ -6,6 +6,7 @@ import { deliveryWorkflowId, recipientWorkflowId } from '../workflows/contract';
 import { cancelSchema, confirmSchema, createDeliverySchema, pageQuerySchema, proofSchema, rescheduleSchema, updateDeliverySchema, uuidParam } from './delivery-input';
 import type { DeliveryService } from './delivery-service';
 import { NotFoundError } from './http-errors';
+import { isEndedPhase } from '../domain/delivery-lifecycle';
 
 export function deliveryIdParam(req: Request): string {
   return uuidParam.parse(req.params.id);
@@ -36,8 +37,10 @@ export function createDeliveryRouter(service: DeliveryService): Router {
     const row = await service.store.get(id);
     if (!row) throw new NotFoundError(`delivery ${id} does not exist`);
     const view = await service.workflowView(id);
-    // KPIs come from the workflow's query while it runs; the log is the fallback once its history is gone.
-    const kpis = view?.kpis ?? (await service.log.kpis(id));
+    // KPIs come from the workflow's query while it runs. Once it has ended (or its history is gone) the delivery log is
+    // the truth: late bounces and relay reports still change it after the delivery workflow completed.
+    const running = view !== null && !isEndedPhase(view.phase);
+    const kpis = running && view.kpis ? view.kpis : await service.log.kpis(id);
     res.json({
       id: row.id,
       name: row.name,
@@ -51,7 +54,7 @@ export function createDeliveryRouter(service: DeliveryService): Router {
       sendingStartedAt: row.sendingStartedAt,
       completedAt: row.completedAt,
       kpis,
-      kpisSource: view?.kpis ? 'workflow' : 'delivery_log',
+      kpisSource: running && view.kpis ? 'workflow' : 'delivery_log',
       kpisAt: view?.kpisAtMs ? new Date(view.kpisAtMs).toISOString() : null,
       analysis: row.analysis,
       paused: view?.paused ?? row.state === 'paused',

@@ -4,6 +4,7 @@ import { ZodError } from 'zod';
 import { CsvInputError } from '../db/recipient-lists';
 import { DkimKeyExistsError } from '../db/dkim-key-store';
 import { InvalidQualificationRuleError } from '../domain/bounce-rules/rule-validation';
+import { InvalidDeliveryFieldError } from '../deliveries/create-delivery';
 import { ConflictError, NotFoundError, RequestFieldError } from './http-errors';
 
 export function apiErrorMiddleware(err: unknown, _req: Request, res: Response, _next: NextFunction): void {
@@ -13,6 +14,10 @@ export function apiErrorMiddleware(err: unknown, _req: Request, res: Response, _
   }
   if (err instanceof RequestFieldError) {
     res.status(400).json({ error: 'invalid request', issues: [{ path: err.path, message: err.message }] });
+    return;
+  }
+  if (err instanceof InvalidDeliveryFieldError) {
+    res.status(400).json({ error: 'invalid request', issues: err.issues });
     return;
   }
   if (err instanceof InvalidQualificationRuleError) {

@@ -1,8 +1,25 @@
 /** HTTP API of stored recipient lists: CSV upload (streamed into COPY), list, read. */
+import { Readable } from 'node:stream';
 import { Router } from 'express';
 import { z } from 'zod';
-import type { RecipientListStore } from '../db/recipient-lists';
+import { CsvInputError, type RecipientListStore } from '../db/recipient-lists';
 import { NotFoundError } from './http-errors';
+
+/**
+ * Passes a CSV upload through, refusing it at its first NUL byte (Postgres cannot store NUL in text): the list's
+ * transaction rolls back and the caller gets a 400 with the line. A generator, so nothing is read (and no error
+ * raised) before the store consumes the stream.
+ */
+async function* refuseNulBytes(body: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  let line = 1;
+  for await (const chunk of body) {
+    const at = chunk.indexOf(0);
+    const upTo = at >= 0 ? at : chunk.length;
+    for (let i = 0; i < upTo; i++) if (chunk[i] === 0x0a) line++;
+    if (at >= 0) throw new CsvInputError(`the CSV contains a NUL character (line ${line}): a list is text`);
+    yield chunk;
+  }
+}
 
 export function createListRouter(lists: RecipientListStore): Router {
   const router = Router();
@@ -14,7 +31,7 @@ export function createListRouter(lists: RecipientListStore): Router {
       return;
     }
     const name = z.string({ error: 'name is required (?name=...)' }).trim().min(1, 'name is required (?name=...)').max(200).parse(req.query.name);
-    const list = await lists.createFromCsv(name, req);
+    const list = await lists.createFromCsv(name, Readable.from(refuseNulBytes(req)));
     res.status(201).json(list);
   });
 

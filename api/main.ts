@@ -1,13 +1,13 @@
 /** API process entry (production layout): serves the HTTP API against the configured Temporal and Postgres. */
-import { Client, Connection } from '@temporalio/client';
+import { Connection } from '@temporalio/client';
 import { settings } from '../config/settings';
-import { buildApi, buildDeliveryService, openRuntime } from '../runtime/composition-root';
+import { buildApi, buildDeliveryService, buildTemporalClient, openRuntime } from '../runtime/composition-root';
 
 async function main() {
   const s = settings();
   const rt = await openRuntime(s);
   const connection = await Connection.connect({ address: s.TEMPORAL_ADDRESS });
-  const client = new Client({ connection, namespace: s.TEMPORAL_NAMESPACE });
+  const client = buildTemporalClient(rt, connection);
   const app = buildApi(rt, { service: buildDeliveryService(rt, client), client });
   const server = app.listen(s.API_PORT, '0.0.0.0', (err?: Error) => {
     // Express 5 hands a listen error (port taken) to the callback.

@@ -10,7 +10,7 @@ import { DeliveryIdAttribute, EfsStatusAttribute, RecipientDomainAttribute } fro
 import type { BenchStack, WorkerTuning } from './stack';
 import { cleanPopulation } from './population';
 import { BENCH_FROM, BENCH_TEMPLATE, uploadList } from './analysis-bench';
-import { cpuDelta, cpuSnapshot, round, secondsSince, sleep } from './measure';
+import { cpuDelta, round, secondsSince, sleep } from './measure';
 
 const PAGE = 500;
 const MAX_IN_FLIGHT = 2_000;
@@ -46,7 +46,7 @@ export async function runDirectStartFanout(stack: BenchStack, opts: { recipients
   await stack.service.store.setState(id, 'sending');
   const validityEndsAtMs = Date.now() + 86_400_000;
 
-  const cpu0 = cpuSnapshot(stack.temporal.process.pid, stack.pgDataDir);
+  const cpu0 = stack.cpu();
   const t0 = performance.now();
   const counts = async () =>
     (
@@ -95,7 +95,7 @@ export async function runDirectStartFanout(stack: BenchStack, opts: { recipients
     await sleep(1000);
   }
   await sleep(1500);
-  const cpu = cpuDelta(cpu0, cpuSnapshot(stack.temporal.process.pid, stack.pgDataDir));
+  const cpu = cpuDelta(cpu0, stack.cpu());
   const times = await stack.probe.query<{ first: Date; last: Date }>(
     `SELECT min(handed_over_at) AS first, max(final_at) AS last FROM delivery_recipients WHERE delivery_id = $1`,
     [id],

@@ -11,7 +11,7 @@ import { signMessage } from '../mail/dkim/signer';
 import { MessageContext } from '../activities/message-context';
 import { publicUrl } from '../activities/dependencies';
 import { BENCH_FROM, BENCH_TEMPLATE, uploadList, type UploadResult } from './analysis-bench';
-import { cpuDelta, cpuSnapshot, historyLength, historySummary, pgCounters, pgDelta, round, runsOf, secondsSince, sleep } from './measure';
+import { cpuDelta, historyLength, historySummary, pgCounters, pgDelta, round, runsOf, secondsSince, sleep } from './measure';
 
 export interface FanoutSample {
   /** Seconds since the delivery was created. */
@@ -98,7 +98,7 @@ export async function runFanoutBench(stack: BenchStack, opts: { recipients: numb
   // CPU and row counters cover the sending stage only (from the first sight of phase sending): the copy and the
   // analysis of the delivery are measured by the analysis section.
   let pg0 = await pgCounters(stack.probe);
-  let cpu0 = cpuSnapshot(stack.temporal.process.pid, stack.pgDataDir);
+  let cpu0 = stack.cpu();
   let sendingT0 = performance.now();
   const t0 = performance.now();
   const input = createDeliverySchema.parse({ name: `bench fan-out ${n}`, from: BENCH_FROM, ...BENCH_TEMPLATE, listId: upload.listId, autoConfirm: true, validity: '1d' });
@@ -124,7 +124,7 @@ export async function runFanoutBench(stack: BenchStack, opts: { recipients: numb
     samples.push({ t: round(t, 1), handedOver: counts.rows[0].handed, final: counts.rows[0].final });
     if (Number.isNaN(secondsToSending) && view && !['analysing', 'awaiting_confirmation', 'scheduled'].includes(view.phase)) {
       secondsToSending = round(t, 2);
-      [pg0, cpu0, sendingT0] = [await pgCounters(stack.probe), cpuSnapshot(stack.temporal.process.pid, stack.pgDataDir), performance.now()];
+      [pg0, cpu0, sendingT0] = [await pgCounters(stack.probe), stack.cpu(), performance.now()];
     }
     if (t - lastLog >= 15) {
       lastLog = t;
@@ -138,7 +138,7 @@ export async function runFanoutBench(stack: BenchStack, opts: { recipients: numb
   }
   if (!completed) log(`fan-out: not completed within the time limit; reporting what was reached`);
   await sleep(1500); // let Postgres flush its statistics counters
-  const cpu1 = cpuSnapshot(stack.temporal.process.pid, stack.pgDataDir);
+  const cpu1 = stack.cpu();
   const pg1 = await pgCounters(stack.probe);
   const wallSeconds = secondsSince(sendingT0);
 
@@ -217,8 +217,13 @@ export async function runFanoutBench(stack: BenchStack, opts: { recipients: numb
     },
     cpu: {
       seconds: { ...cpu },
-      msPerRecipient: { benchProcess: perRecipient(cpu.benchProcess), temporalServer: perRecipient(cpu.temporalServer), postgres: perRecipient(cpu.postgres) },
-      coresBusy: round((cpu.benchProcess + cpu.temporalServer + cpu.postgres) / wallSeconds, 2),
+      msPerRecipient: {
+        benchProcess: perRecipient(cpu.benchProcess),
+        temporalServer: perRecipient(cpu.temporalServer),
+        postgres: perRecipient(cpu.postgres),
+        ...(cpu.temporalPostgres !== undefined ? { temporalPostgres: perRecipient(cpu.temporalPostgres) } : {}),
+      },
+      coresBusy: round((cpu.benchProcess + cpu.temporalServer + cpu.postgres + (cpu.temporalPostgres ?? 0)) / wallSeconds, 2),
     },
     hotPath,
     samples,

@@ -43,27 +43,37 @@ export interface CpuSnapshot {
   benchProcess: number;
   temporalServer: number;
   postgres: number;
+  /** Temporal's own Postgres (cluster layout only; the dev server keeps its SQLite file inside its process). */
+  temporalPostgres?: number;
 }
 
-export function cpuSnapshot(temporalPid: number | undefined, pgDataDir: string): CpuSnapshot {
-  const u = process.cpuUsage();
-  let postgres = 0;
+/** CPU ticks of a Postgres cluster: the postmaster, its live backends, and the backends that ended (its cutime/cstime). */
+function postgresTicks(pgDataDir: string): number {
   try {
     const postmaster = Number(fs.readFileSync(path.join(pgDataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
-    // Backends that ended are in the postmaster's cutime/cstime; live ones are read one by one.
-    postgres = procTicks(postmaster, true) + childrenOf(postmaster).reduce((a, pid) => a + procTicks(pid, false), 0);
+    return procTicks(postmaster, true) + childrenOf(postmaster).reduce((a, pid) => a + procTicks(pid, false), 0);
   } catch {
-    // no cluster
+    return 0; // no cluster
   }
+}
+
+export function cpuSnapshot(temporalPid: number | undefined, pgDataDir: string, temporalPgDataDir?: string): CpuSnapshot {
+  const u = process.cpuUsage();
   return {
     benchProcess: (u.user + u.system) / 1e6,
     temporalServer: temporalPid ? procTicks(temporalPid, true) / CLOCK_TICKS : 0,
-    postgres: postgres / CLOCK_TICKS,
+    postgres: postgresTicks(pgDataDir) / CLOCK_TICKS,
+    ...(temporalPgDataDir ? { temporalPostgres: postgresTicks(temporalPgDataDir) / CLOCK_TICKS } : {}),
   };
 }
 
 export function cpuDelta(a: CpuSnapshot, b: CpuSnapshot): CpuSnapshot {
-  return { benchProcess: round(b.benchProcess - a.benchProcess, 2), temporalServer: round(b.temporalServer - a.temporalServer, 2), postgres: round(b.postgres - a.postgres, 2) };
+  return {
+    benchProcess: round(b.benchProcess - a.benchProcess, 2),
+    temporalServer: round(b.temporalServer - a.temporalServer, 2),
+    postgres: round(b.postgres - a.postgres, 2),
+    ...(b.temporalPostgres !== undefined ? { temporalPostgres: round(b.temporalPostgres - (a.temporalPostgres ?? 0), 2) } : {}),
+  };
 }
 
 /** Rows inserted/updated per table and committed transactions, from Postgres' cumulative statistics. */

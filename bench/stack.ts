@@ -1,8 +1,12 @@
-/** An isolated stack for the benchmark: its own Temporal dev server (file DB), Postgres, sandbox MX and worker, in a temp dir. */
+/**
+ * An isolated stack for the benchmark, in a temp dir: its own Temporal (the dev server on a file DB, or with
+ * `--layout cluster` the production layout's server on Postgres, stack/cluster/), Postgres, sandbox MX and worker.
+ */
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Client, Connection } from '@temporalio/client';
+import { Connection, type Client } from '@temporalio/client';
 import { bundleWorkflowCode, DefaultLogger, NativeConnection, type Worker } from '@temporalio/worker';
 import type { Pool } from 'pg';
 import { parseSettings, type Settings } from '../config/settings';
@@ -10,12 +14,20 @@ import { createPool } from '../db/pool';
 import type { ActivityDependencies } from '../activities/dependencies';
 import { workflowsPath } from '../workers/create-worker';
 import type { DeliveryService } from '../api/delivery-service';
-import { buildActivityDependencies, buildDeliveryService, buildWorker, openRuntime } from '../runtime/composition-root';
+import { buildActivityDependencies, buildDeliveryService, buildTemporalClient, buildWorker, openRuntime } from '../runtime/composition-root';
+import { workflowBundleConverterOptions } from '../runtime/data-converter-codec';
+import type { Secrets } from '../config/secrets';
 import { SandboxMx } from '../mx-sandbox/sandbox-mx';
 import { freePort } from '../stack/ports';
 import { locateTemporalCli } from '../stack/temporal-cli';
 import { startDevServer, type RunningDevServer } from '../stack/temporal-dev-server';
 import { startEmbeddedPostgres, type PostgresHandle } from '../stack/postgres';
+import { startClusterTemporal } from '../stack/cluster/local-cluster';
+import { HISTORY_SHARDS, serverVersion } from '../stack/cluster/temporal-server';
+import { cpuSnapshot, type CpuSnapshot } from './measure';
+
+/** Which Temporal the bench runs on: the dev server (SQLite file) or the production layout's server on Postgres. */
+export type BenchLayout = 'dev' | 'cluster';
 
 export interface WorkerTuning {
   maxConcurrentActivities: number;
@@ -35,15 +47,25 @@ export interface BenchStack {
   mx: SandboxMx;
   temporal: RunningDevServer;
   pgDataDir: string;
+  layout: BenchLayout;
+  /** What runs Temporal, for the report. */
+  temporalDescription: string;
+  /** CPU seconds so far of the bench process, the Temporal server, the application's Postgres (and Temporal's, in the cluster layout). */
+  cpu(): CpuSnapshot;
   /** Starts (or restarts with other settings) the one worker of the bench. */
   startWorker(t: WorkerTuning): Promise<void>;
   stopWorker(): Promise<void>;
   stop(): Promise<void>;
 }
 
-const SECRETS = { verpSecret: 'bench-verp-secret-0123456789', keyEncryptionSecret: 'bench-key-secret-0123456789' };
+const SECRETS: Secrets = {
+  verpSecret: 'bench-verp-secret-0123456789',
+  keyEncryptionSecret: 'bench-key-secret-0123456789',
+  // Payloads are sealed in the bench as in production: the codec's cost is part of what is measured.
+  payloadKeys: { currentKeyId: 'bench-1', keys: [{ id: 'bench-1', key: createHash('sha256').update('bench payload key').digest() }] },
+};
 
-export async function startBenchStack(log: (m: string) => void): Promise<BenchStack> {
+export async function startBenchStack(log: (m: string) => void, layout: BenchLayout = 'dev'): Promise<BenchStack> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'email-delivery-bench-'));
   // Postgres runs as its own user when the bench runs as root: it must be able to enter this folder.
   fs.chmodSync(dir, 0o755);
@@ -59,17 +81,36 @@ export async function startBenchStack(log: (m: string) => void): Promise<BenchSt
     const base = parseSettings(process.env);
     const cli = locateTemporalCli({ explicit: base.TEMPORAL_CLI, toolsDir: base.TOOLS_DIR, log });
     const [temporalPort, uiPort, pgPort] = [await freePort(), await freePort(), await freePort()];
-    log(`temp dir ${dir}; Temporal dev server (file DB) on :${temporalPort}`);
-    const temporal = await startDevServer({
-      cliPath: cli,
-      address: `127.0.0.1:${temporalPort}`,
-      uiPort,
-      namespace: 'default',
-      dbFile: path.join(dir, 'temporal.sqlite'),
-      logFile: path.join(dir, 'temporal.log'),
-    });
-    stops.push(() => temporal.stop());
-    process.once('exit', () => temporal.process.kill('SIGKILL'));
+    let temporal: RunningDevServer;
+    let temporalPgDataDir: string | undefined;
+    let temporalDescription: string;
+    if (layout === 'cluster') {
+      log(`temp dir ${dir}; Temporal server of the production layout (Postgres) on :${temporalPort}`);
+      const cluster = await startClusterTemporal({ dir: path.join(dir, 'cluster'), toolsDir: base.TOOLS_DIR, persistent: false, logDir: dir, temporalPort, log });
+      stops.push(() => cluster.stop());
+      temporal = {
+        get process() {
+          return cluster.process!;
+        },
+        stop: () => cluster.stopTemporal(),
+      };
+      temporalPgDataDir = cluster.pgDataDir;
+      temporalDescription = `${serverVersion(cluster.tools)} (stack/cluster: Postgres 18 embedded, ${HISTORY_SHARDS} history shards, config rendered from the image template), GOGC=400`;
+    } else {
+      log(`temp dir ${dir}; Temporal dev server (file DB) on :${temporalPort}`);
+      const dev = await startDevServer({
+        cliPath: cli,
+        address: `127.0.0.1:${temporalPort}`,
+        uiPort,
+        namespace: 'default',
+        dbFile: path.join(dir, 'temporal.sqlite'),
+        logFile: path.join(dir, 'temporal.log'),
+      });
+      temporal = dev;
+      stops.push(() => dev.stop());
+      temporalDescription = 'dev server, SQLite file DB (WAL, synchronous=normal), GOGC=400';
+    }
+    process.once('exit', () => temporal.process?.kill('SIGKILL'));
 
     log(`embedded Postgres on :${pgPort}`);
     const pgDataDir = path.join(dir, 'pg');
@@ -105,7 +146,7 @@ export async function startBenchStack(log: (m: string) => void): Promise<BenchSt
     stops.push(async () => deps.sender.close());
 
     log('bundling workflows');
-    const bundle = await bundleWorkflowCode({ workflowsPath: workflowsPath(), logger: new DefaultLogger('WARN') });
+    const bundle = await bundleWorkflowCode({ workflowsPath: workflowsPath(), ...workflowBundleConverterOptions(), logger: new DefaultLogger('WARN') });
     const nativeConnection = await NativeConnection.connect({ address: settings.TEMPORAL_ADDRESS });
     stops.push(() => nativeConnection.close());
     let worker: Worker | null = null;
@@ -131,9 +172,26 @@ export async function startBenchStack(log: (m: string) => void): Promise<BenchSt
 
     const connection = await Connection.connect({ address: settings.TEMPORAL_ADDRESS });
     stops.push(() => connection.close());
-    const client = new Client({ connection, namespace: settings.TEMPORAL_NAMESPACE });
+    const client = buildTemporalClient(rt, connection);
     const service = buildDeliveryService(rt, client);
-    return { dir, settings, pool, probe, client, service, deps, mx, temporal, pgDataDir, startWorker, stopWorker, stop: stopAll };
+    return {
+      dir,
+      settings,
+      pool,
+      probe,
+      client,
+      service,
+      deps,
+      mx,
+      temporal,
+      pgDataDir,
+      layout,
+      temporalDescription,
+      cpu: () => cpuSnapshot(temporal.process?.pid, pgDataDir, temporalPgDataDir),
+      startWorker,
+      stopWorker,
+      stop: stopAll,
+    };
   } catch (e) {
     await stopAll();
     throw e;

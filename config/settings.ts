@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import path from 'node:path';
 import type { DeliveryTunables } from '../workflows/contract';
+import { parsePayloadKeys } from '../runtime/codec-keys';
 
 const PROJECT_ROOT = path.resolve(__dirname, '..');
 
@@ -30,6 +31,16 @@ const mxOverrides = z
       return z.NEVER;
     }
   });
+
+/** PAYLOAD_KEYS: "keyId:base64key,..."; the error never quotes a key. */
+const payloadKeys = z.string().transform((s, ctx) => {
+  const r = parsePayloadKeys(s);
+  if ('problem' in r) {
+    ctx.addIssue({ code: 'custom', message: `PAYLOAD_KEYS: ${r.problem}` });
+    return z.NEVER;
+  }
+  return r.keys;
+});
 
 export const settingsSchema = z.object({
   /** Folder for the embedded stack's state (Temporal SQLite file, Postgres cluster, keys). Git-ignored. */
@@ -83,6 +94,18 @@ export const settingsSchema = z.object({
   /** Secret that encrypts DKIM private keys at rest (any length; stretched with scrypt). Generated under DATA_DIR when absent. */
   KEY_ENCRYPTION_SECRET: z.string().min(16).optional(),
   DKIM_SELECTOR: z.string().regex(/^[a-z0-9][a-z0-9-]*$/i).default('s1'),
+  /**
+   * Keys of the payload codec (AES-256-GCM) that seals every Temporal payload: "keyId:base64key,..." (32-byte keys).
+   * Generated under DATA_DIR when absent. Keep old keys listed after a rotation: they still open older histories.
+   */
+  PAYLOAD_KEYS: payloadKeys.optional(),
+  /** The key that seals new payloads; required when PAYLOAD_KEYS lists more than one. */
+  PAYLOAD_KEY_ID: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'a key ID of PAYLOAD_KEYS').optional(),
+  /** Origins (scheme://host:port) whose pages may call the codec server; default: the dev server's Web UI. */
+  CODEC_CORS_ORIGINS: z
+    .string()
+    .transform((s) => s.split(',').map((x) => x.trim().replace(/\/+$/, '')).filter(Boolean))
+    .optional(),
 
   /** Worker concurrency for the send activity in one process. */
   WORKER_MAX_CONCURRENT_ACTIVITIES: z.coerce.number().int().positive().default(100),
@@ -101,6 +124,51 @@ export const settingsSchema = z.object({
   DELIVERY_MAX_IN_FLIGHT: z.coerce.number().int().min(1).default(2_000),
   /** History events after which a sending delivery continues as new (well under Temporal's ~50K limit). */
   DELIVERY_CONTINUE_AS_NEW_EVENTS: z.coerce.number().int().min(20).max(40_000).default(10_000),
+
+  /** Port of the inbound SMTP listener for BOUNCE_DOMAIN (DSNs, complaints, auto-replies); the MX of BOUNCE_DOMAIN points at it. */
+  INBOUND_SMTP_PORT: port.default(2526),
+  /** Address the inbound listener binds to. */
+  INBOUND_SMTP_HOST: z.string().default('0.0.0.0'),
+  /** Largest inbound message accepted (bytes): a DSN returns headers or the full message. */
+  INBOUND_MAX_MESSAGE_BYTES: z.coerce.number().int().min(10_000).default(10 * 1024 * 1024),
+  /** Concurrent inbound SMTP connections. */
+  INBOUND_MAX_CLIENTS: z.coerce.number().int().positive().default(50),
+  /** PEM files of the inbound listener's STARTTLS certificate; without them it offers a self-signed one. */
+  INBOUND_TLS_KEY_PATH: z.string().optional(),
+  INBOUND_TLS_CERT_PATH: z.string().optional(),
+  /** Local parts at BOUNCE_DOMAIN that accept feedback-loop (ARF) reports besides VERP addresses, e.g. "fbl,abuse". */
+  FEEDBACK_LOCAL_PARTS: z
+    .string()
+    .transform((s) => s.split(',').map((x) => x.trim().toLowerCase()).filter(Boolean))
+    .default(['fbl', 'abuse']),
+  /**
+   * Relay mode: how long a recipient accepted by the smart host waits for a delivery report before it counts as sent
+   * (recorded as such). 24 h: relays report failures of their first attempt within minutes, and a report that comes
+   * later still turns sent into failed.
+   */
+  RELAY_CONFIRMATION_WINDOW_SECONDS: z.coerce.number().min(0).default(24 * 3600),
+  /**
+   * Direct mode: how long a recipient workflow stays open after the receiving MX accepted the message, so that a
+   * late bounce shows in its query and search attributes. 0 closes it at once (the delivery log is updated either way).
+   */
+  LATE_FEEDBACK_WINDOW_SECONDS: z.coerce.number().min(0).default(3600),
+  /** Final soft failures (across deliveries) after which an address is quarantined... */
+  QUARANTINE_SOFT_FAILURES: z.coerce.number().int().min(1).default(3),
+  /** ...when they are spread over more than this (a mailbox full for an hour is not a dead address). */
+  QUARANTINE_SOFT_SPAN_HOURS: z.coerce.number().min(0).default(24),
+  /** A quarantine entry expires after this many days unless a new failure renews it. */
+  QUARANTINE_DAYS: z.coerce.number().positive().default(30),
+}).superRefine((s, ctx) => {
+  if (!s.PAYLOAD_KEYS) {
+    if (s.PAYLOAD_KEY_ID) ctx.addIssue({ code: 'custom', path: ['PAYLOAD_KEY_ID'], message: 'PAYLOAD_KEY_ID needs PAYLOAD_KEYS' });
+    return;
+  }
+  if (!s.PAYLOAD_KEY_ID && s.PAYLOAD_KEYS.length > 1) {
+    ctx.addIssue({ code: 'custom', path: ['PAYLOAD_KEY_ID'], message: 'PAYLOAD_KEYS lists several keys: set PAYLOAD_KEY_ID to the one that encrypts' });
+  }
+  if (s.PAYLOAD_KEY_ID && !s.PAYLOAD_KEYS.some((k) => k.id === s.PAYLOAD_KEY_ID)) {
+    ctx.addIssue({ code: 'custom', path: ['PAYLOAD_KEY_ID'], message: `PAYLOAD_KEY_ID "${s.PAYLOAD_KEY_ID}" is not a key ID of PAYLOAD_KEYS` });
+  }
 });
 
 export type Settings = z.infer<typeof settingsSchema>;
@@ -132,6 +200,10 @@ export function deliveryTunables(s: Settings): DeliveryTunables {
     // Soft bounces can wait hours: while nothing moves the refresh backs off to this.
     maxIdleRefreshMs: 60_000,
     historyEventsBeforeContinue: s.DELIVERY_CONTINUE_AS_NEW_EVENTS,
+    feedbackWindows: {
+      afterAcceptedMs: Math.round(s.LATE_FEEDBACK_WINDOW_SECONDS * 1000),
+      relayConfirmationMs: Math.round(s.RELAY_CONFIRMATION_WINDOW_SECONDS * 1000),
+    },
   };
 }
 

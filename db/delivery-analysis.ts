@@ -47,7 +47,7 @@ export async function analysePopulation(pool: Pool, deliveryId: string, required
         [deliveryId],
       );
       await exclude('address_on_denylist', 'EXISTS (SELECT 1 FROM address_denylist d WHERE d.address_key = r.address_key)');
-      await exclude('quarantined_address', 'EXISTS (SELECT 1 FROM address_quarantine q WHERE q.address_key = r.address_key AND q.quarantined)');
+      await exclude('quarantined_address', 'EXISTS (SELECT 1 FROM address_quarantine q WHERE q.address_key = r.address_key AND q.quarantined AND (q.expires_at IS NULL OR q.expires_at > now()))');
       if (requiredFields.length > 0) {
         await exclude('missing_field', `EXISTS (SELECT 1 FROM unnest($2::text[]) f WHERE coalesce(r.fields->>f, '') = '')`, [requiredFields]);
       }

@@ -3,7 +3,7 @@ import type { Pool } from 'pg';
 import { kpisFromCounts, type AttemptOutcome, type DeliveryKpis, type EfsStatus } from '../domain/efs-status';
 import type { FailureReason, FailureType, RetryClass } from '../domain/failure';
 import type { SmtpReply } from '../domain/smtp-reply';
-import type { QuarantineEffect } from '../domain/quarantine-policy';
+import { DEFAULT_QUARANTINE_POLICY, type QuarantineEffect, type QuarantinePolicy } from '../domain/quarantine-policy';
 
 export interface ClaimedRecipient {
   recipientId: number;
@@ -36,6 +36,8 @@ export interface AttemptResult {
   nextRetryAt: Date | null;
   /** What the quarantine policy decided about the address for this result (domain/quarantine-policy.ts). */
   quarantine: QuarantineEffect;
+  /** Relay mode: the smart host accepted; the status stays taken_into_account until a report or the window's end. */
+  relayed?: boolean;
 }
 
 export interface RecipientRow {
@@ -52,6 +54,8 @@ export interface RecipientRow {
   lastReply: string | null;
   lastMxHost: string | null;
   handedOverAt: Date | null;
+  /** Relay mode: when the smart host accepted the message. */
+  relayedAt: Date | null;
   nextRetryAt: Date | null;
   finalAt: Date | null;
   updatedAt: Date;
@@ -69,10 +73,13 @@ export interface MessageRecipient {
 const RECIPIENT_COLUMNS = `recipient_id AS "recipientId", address, domain, status, exclusion_reason AS "exclusionReason",
   failure_type AS "failureType", failure_reason AS "failureReason", attempts, last_smtp_code AS "lastSmtpCode",
   last_enhanced_code AS "lastEnhancedCode", last_reply AS "lastReply", last_mx_host AS "lastMxHost",
-  handed_over_at AS "handedOverAt", next_retry_at AS "nextRetryAt", final_at AS "finalAt", updated_at AS "updatedAt"`;
+  handed_over_at AS "handedOverAt", relayed_at AS "relayedAt", next_retry_at AS "nextRetryAt", final_at AS "finalAt", updated_at AS "updatedAt"`;
 
 export class DeliveryLog {
-  constructor(private readonly pool: Pool) {}
+  constructor(
+    private readonly pool: Pool,
+    private readonly quarantinePolicy: QuarantinePolicy = DEFAULT_QUARANTINE_POLICY,
+  ) {}
 
   /**
    * Hands the next page of deliverable recipients to the sending stage (pending → taken_into_account, logged).
@@ -142,12 +149,14 @@ export class DeliveryLog {
 
   /**
    * Records an attempt's outcome and the recipient's resulting status in one statement (attempt row, status row,
-   * transition), and applies the quarantine effect to the address's record in the same statement, so that two workers
-   * failing one address at once both count (the rule is applyQuarantineEffect's; this is its atomic form).
+   * transition), and applies the quarantine effect to the address's record in the same statement
+   * (record_address_failure / clear_address_failures, migration 031: the one SQL form of the quarantine policy, shared
+   * with asynchronous bounces), so that two workers failing one address at once both count.
    */
   async completeAttempt(a: AttemptResult): Promise<void> {
     const q = a.quarantine;
     const counted = q.kind === 'count_failure' ? q : null;
+    const p = this.quarantinePolicy;
     await this.pool.query(
       `WITH attempt AS (
          UPDATE send_attempts SET finished_at = now(), outcome = $4, smtp_code = $5, enhanced_code = $6, reply_text = $7,
@@ -158,27 +167,22 @@ export class DeliveryLog {
        ), updated AS (
          UPDATE delivery_recipients SET status = $12, failure_type = $13, failure_reason = $9,
            attempts = GREATEST(attempts, $3), last_smtp_code = $5, last_enhanced_code = $6, last_reply = $7, last_mx_host = $8,
-           next_retry_at = $14, final_at = CASE WHEN $12 IN ('sent', 'failed') THEN now() ELSE NULL END, updated_at = now()
+           next_retry_at = $14, final_at = CASE WHEN $12 IN ('sent', 'failed') THEN now() ELSE NULL END, updated_at = now(),
+           relayed_at = CASE WHEN $20::boolean THEN now() ELSE relayed_at END
          WHERE delivery_id = $1 AND recipient_id = $2 AND status IN ('taken_into_account', 'pending')
          RETURNING recipient_id, address_key
        ), quarantine AS (
-         -- count_failure: $15 is the reason, $16 quarantine now, $17 the count that quarantines.
-         INSERT INTO address_quarantine AS q (address_key, reason, error_count, quarantined, quarantined_at, last_failure_at)
-         SELECT address_key, $15::text, 1, starts_quarantined, CASE WHEN starts_quarantined THEN now() END, now()
-         FROM (SELECT address_key, ($16::boolean OR 1 >= $17::int) AS starts_quarantined FROM updated) u
-         WHERE $15::text IS NOT NULL
-         ON CONFLICT (address_key) DO UPDATE SET
-           error_count = q.error_count + 1, reason = EXCLUDED.reason, last_failure_at = now(),
-           quarantined = q.quarantined OR EXCLUDED.quarantined OR q.error_count + 1 >= $17::int,
-           quarantined_at = COALESCE(q.quarantined_at, CASE WHEN EXCLUDED.quarantined OR q.error_count + 1 >= $17::int THEN now() END)
-       ), cleared AS (
-         -- clear_count ($18): never lifts a quarantine.
-         UPDATE address_quarantine q SET error_count = 0 FROM updated
-         WHERE $18::boolean AND q.address_key = updated.address_key AND NOT q.quarantined
+         -- count_failure: $15 the reason, $16 hard; $17 threshold, $18 span, $19 period (the policy).
+         SELECT record_address_failure(address_key, $15::text, $16::boolean, $17::int, $18::interval, $19::interval, 'smtp') AS q
+         FROM updated WHERE $15::text IS NOT NULL
+         UNION ALL
+         SELECT clear_address_failures(address_key) IS NULL FROM updated WHERE $21::boolean
        )
        INSERT INTO efs_transitions (delivery_id, recipient_id, from_status, to_status, failure_type, failure_reason,
          smtp_code, enhanced_code, reply_text, mx_host, source)
-       SELECT $1, $2, (SELECT status FROM previous), $12, $13, $9, $5, $6, $7, $8, 'smtp' FROM updated`,
+       SELECT $1, $2, (SELECT status FROM previous), $12, $13, $9, $5, $6, $7, $8, CASE WHEN $20::boolean THEN 'relay' ELSE 'smtp' END
+       -- Joined (an aggregate: always one row) so that the quarantine CTE runs; a LEFT JOIN would be removed by the planner.
+       FROM updated CROSS JOIN (SELECT count(*) AS n FROM quarantine) applied`,
       [
         a.deliveryId,
         a.recipientId,
@@ -195,11 +199,34 @@ export class DeliveryLog {
         a.failureType,
         a.nextRetryAt,
         counted?.reason ?? null,
-        counted?.quarantineNow ?? false,
-        counted?.quarantineAtCount ?? null,
+        counted?.hard ?? false,
+        p.softFailuresBeforeQuarantine,
+        `${p.softFailureSpanMs} milliseconds`,
+        `${p.quarantineMs} milliseconds`,
+        a.relayed ?? false,
         q.kind === 'clear_count',
       ],
     );
+  }
+
+  /**
+   * Relay mode, the confirmation window is over: a recipient still waiting for a report becomes sent (source
+   * confirmation_window) and its address's failure count is cleared. Idempotent; returns the row as it is afterwards.
+   */
+  async confirmAfterReportWindow(deliveryId: string, recipientId: number): Promise<{ row: RecipientRow | null; confirmed: boolean }> {
+    const r = await this.pool.query(
+      `WITH updated AS (
+         UPDATE delivery_recipients SET status = 'sent', failure_type = NULL, failure_reason = NULL, final_at = now(), updated_at = now()
+         WHERE delivery_id = $1 AND recipient_id = $2 AND status = 'taken_into_account' AND relayed_at IS NOT NULL
+         RETURNING recipient_id, address_key
+       ), cleared AS (
+         SELECT clear_address_failures(address_key) FROM updated
+       )
+       INSERT INTO efs_transitions (delivery_id, recipient_id, from_status, to_status, source)
+       SELECT $1, recipient_id, 'taken_into_account', 'sent', 'confirmation_window' FROM updated CROSS JOIN (SELECT count(*) FROM cleared) c`,
+      [deliveryId, recipientId],
+    );
+    return { row: await this.recipient(deliveryId, recipientId), confirmed: (r.rowCount ?? 0) > 0 };
   }
 
   /**
@@ -226,7 +253,7 @@ export class DeliveryLog {
   }
 
   async kpis(deliveryId: string): Promise<DeliveryKpis> {
-    const [byStatus, byFailure] = await Promise.all([
+    const [byStatus, byFailure, byFeedback] = await Promise.all([
       this.pool.query<{ status: EfsStatus; n: number; unattempted: number }>(
         `SELECT status, count(*)::int AS n, count(*) FILTER (WHERE attempts = 0)::int AS unattempted
          FROM delivery_recipients WHERE delivery_id = $1 GROUP BY status`,
@@ -235,6 +262,12 @@ export class DeliveryLog {
       this.pool.query<{ failure_type: string; failure_reason: string; n: number }>(
         `SELECT failure_type, failure_reason, count(*)::int AS n FROM delivery_recipients
          WHERE delivery_id = $1 AND status = 'failed' GROUP BY failure_type, failure_reason`,
+        [deliveryId],
+      ),
+      this.pool.query<{ complaints: number; failed_by_report: number }>(
+        `SELECT count(DISTINCT recipient_id) FILTER (WHERE type = 'complaint')::int AS complaints,
+           count(DISTINCT recipient_id) FILTER (WHERE effect = 'failed')::int AS failed_by_report
+         FROM recipient_feedback WHERE delivery_id = $1`,
         [deliveryId],
       ),
     ]);
@@ -250,7 +283,8 @@ export class DeliveryLog {
       byReason[row.failure_reason ?? 'not_defined'] = (byReason[row.failure_reason ?? 'not_defined'] ?? 0) + row.n;
       byType[row.failure_type ?? 'hard'] = (byType[row.failure_type ?? 'hard'] ?? 0) + row.n;
     }
-    return kpisFromCounts(counts, byReason, byType, awaitingFirstAttempt);
+    const feedback = byFeedback.rows[0];
+    return kpisFromCounts(counts, byReason, byType, awaitingFirstAttempt, { complaints: feedback.complaints, failedByReport: feedback.failed_by_report });
   }
 
   /** Keyset paging through a delivery's recipients, optionally by status. */

@@ -8,6 +8,7 @@ import type { Audience, NewDelivery } from '../db/delivery-store';
 import { deliveryTunables, type Settings } from '../config/settings';
 import type { DeliveryOptions } from '../domain/delivery-options';
 import { addressDomain } from '../domain/email-address';
+import { deliveryHeaderProblems } from '../domain/header-value';
 import { deliveryWorkflowId, type DeliveryWorkflowInput } from '../workflows/contract';
 
 /** The delivery row's fields, with its options typed, and where its population comes from. */
@@ -31,6 +32,17 @@ export class ListNotFoundError extends Error {
   }
 }
 
+/**
+ * A field that ends up in a message header holds a line break or a control character. The API's schemas refuse these
+ * first; this check also covers a recurring delivery's template stored before they did.
+ */
+export class InvalidDeliveryFieldError extends Error {
+  readonly status = 400;
+  constructor(readonly issues: { path: string; message: string }[]) {
+    super(issues.map((i) => i.message).join('; '));
+  }
+}
+
 export interface DeliveryCreationContext {
   stores: Pick<Stores, 'deliveries' | 'keys' | 'lists'>;
   settings: Settings;
@@ -38,6 +50,9 @@ export interface DeliveryCreationContext {
 
 export async function createDelivery(ctx: DeliveryCreationContext, req: NewDeliveryRequest): Promise<CreatedDelivery> {
   const { deliveries, keys, lists } = ctx.stores;
+  // Before anything is written (the DKIM key below included): a refused delivery leaves nothing behind.
+  const headerProblems = deliveryHeaderProblems({ subject: req.subject, fromName: req.from.name, fromAddress: req.from.address, replyTo: req.replyTo });
+  if (headerProblems.length) throw new InvalidDeliveryFieldError(headerProblems);
   if ('listId' in req.audience && !(await lists.get(req.audience.listId))) throw new ListNotFoundError(req.audience.listId);
   const fromDomain = addressDomain(req.from.address);
   // First delivery of a From domain: its RSA-2048 key is generated now, so the DNS record can be published before sending.

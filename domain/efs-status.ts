@@ -12,14 +12,16 @@ export interface AttemptTransition {
   status: EfsStatus;
   failureType: FailureType | null;
   failureReason: FailureReason | null;
-  /** True when the recipient should be tried again (soft bounce inside the retry window). */
+  /** True when the message should be tried again (a retryable failure inside the retry window). */
   retry: boolean;
 }
 
 /**
- * Applies an attempt's result: accepted → sent; hard → failed at once; soft → stays taken_into_account
- * with the reason updated while the retry window is open, failed with the last reason once it is not;
- * ignored → sent-side neutral: the message is considered delivered to the receiving side.
+ * Applies an attempt's result. Two separate decisions (docs/bounce-classification.md): the qualification's *type*
+ * says what the failure means for the address (hard: it will never work; soft: it may), and its *retry class* says
+ * whether this message is tried again (`none`: final). So accepted → sent; a retryable failure stays
+ * taken_into_account with its reason while the retry window is open; any other failure → failed with its type
+ * (hard, or soft without quarantining the address at once); ignored → counts as accepted by the receiving side.
  */
 export function transitionAfterAttempt(
   result: { accepted: true } | { accepted: false; qualification: Qualification },
@@ -27,10 +29,14 @@ export function transitionAfterAttempt(
 ): AttemptTransition {
   if (result.accepted) return { status: 'sent', failureType: null, failureReason: null, retry: false };
   const q = result.qualification;
-  if (q.type === 'hard') return { status: 'failed', failureType: 'hard', failureReason: q.reason, retry: false };
   if (q.type === 'ignored') return { status: 'sent', failureType: 'ignored', failureReason: q.reason, retry: false };
-  if (nextRetryFitsWindow) return { status: 'taken_into_account', failureType: 'soft', failureReason: q.reason, retry: true };
-  return { status: 'failed', failureType: 'soft', failureReason: q.reason, retry: false };
+  if (q.retryClass !== 'none' && nextRetryFitsWindow) return { status: 'taken_into_account', failureType: q.type, failureReason: q.reason, retry: true };
+  return { status: 'failed', failureType: q.type, failureReason: q.reason, retry: false };
+}
+
+/** Relay mode: the smart host's 250 is "taken into account by the service provider"; a report or the window decides. */
+export function transitionAfterRelayAccepted(): AttemptTransition {
+  return { status: 'taken_into_account', failureType: null, failureReason: null, retry: false };
 }
 
 /** EFS KPIs of one delivery. */
@@ -50,6 +56,10 @@ export interface DeliveryKpis {
   successPercent: number;
   failuresByReason: Record<string, number>;
   failuresByType: Record<string, number>;
+  /** Recipients who reported the message as spam (ARF): their addresses are on the denylist. */
+  complaints: number;
+  /** Recipients made failed by an asynchronous report: late bounces in direct mode, relay failure reports. */
+  failedByReport: number;
 }
 
 export function kpisFromCounts(
@@ -57,6 +67,7 @@ export function kpisFromCounts(
   failuresByReason: Record<string, number> = {},
   failuresByType: Record<string, number> = {},
   awaitingFirstAttempt = 0,
+  feedback: { complaints: number; failedByReport: number } = { complaints: 0, failedByReport: 0 },
 ): DeliveryKpis {
   const n = (s: EfsStatus) => counts[s] ?? 0;
   const targeted = EFS_STATUSES.reduce((sum, s) => sum + n(s), 0);
@@ -74,6 +85,8 @@ export function kpisFromCounts(
     successPercent: toDeliver === 0 ? 0 : Math.round((n('sent') / toDeliver) * 10_000) / 100,
     failuresByReason,
     failuresByType,
+    complaints: feedback.complaints,
+    failedByReport: feedback.failedByReport,
   };
 }
 

@@ -1,6 +1,12 @@
 /** The fixed vocabulary of failure qualification: types, reasons and retry classes shared by every stage. */
 
-/** How a failure affects the message: hard ends it, soft is retried, ignored is neither. */
+/**
+ * What a failure says about the ADDRESS: hard, it will never work (user unknown, no such domain, moved, invalid
+ * syntax); soft, anything else (spam or policy refusal, blocklist, authentication, size, mailbox full, account
+ * disabled, expired, unreachable...); ignored, nothing at all (auto-reply). Whether THIS MESSAGE is tried again is the
+ * retry class, not the type: a soft failure with retry class "none" is final for the message and leaves the address
+ * alone (docs/bounce-classification.md).
+ */
 export const FAILURE_TYPES = ['hard', 'soft', 'ignored'] as const;
 export type FailureType = (typeof FAILURE_TYPES)[number];
 
@@ -21,11 +27,11 @@ export const FAILURE_REASONS = [
 export type FailureReason = (typeof FAILURE_REASONS)[number];
 
 /**
- * How a soft failure is retried. Each class has its own schedule in `retry-schedule.ts`,
+ * Whether and how the message is tried again ("none": final for this message, whatever its type). Each class has its own schedule in `retry-schedule.ts`,
  * as a modern MTA does, instead of one fixed interval for everything.
  */
 export const RETRY_CLASSES = [
-  'none', // hard or ignored: never retried
+  'none', // final for this message: every hard or ignored failure, and soft ones such as a 5xx policy refusal
   'greylisting', // the receiver asks to come back in a few minutes
   'throttling', // the receiving site is rate limiting us: back off the whole site
   'mailbox_full', // the mailbox may be emptied within hours

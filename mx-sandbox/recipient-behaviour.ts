@@ -11,7 +11,10 @@ export type BehaviourName =
   | 'disabled'
   | 'spam'
   | 'drop'
-  | 'slow';
+  | 'slow'
+  | 'late'
+  | 'complain'
+  | 'quiet';
 
 export interface RecipientBehaviour {
   kind: BehaviourName;
@@ -60,6 +63,12 @@ export const BEHAVIOUR_RULES: readonly BehaviourRule[] = [
   { pattern: /^(?:blocked|spam)/, kind: 'spam', example: 'spam-bob@example.test', description: '250 at RCPT TO, then 554 5.7.1 Message rejected as spam after DATA (whole transaction, nothing stored)' },
   // Network failure: the server closes the connection instead of answering RCPT TO.
   { pattern: /^drop/, kind: 'drop', example: 'drop-bob@example.test', description: 'Connection closed without a reply at RCPT TO' },
+  // Late bounce: accepted with 250, then a DSN (RFC 3464, 5.1.1) is mailed to the return path, as Exchange or a filtering gateway does.
+  { pattern: /^late/, kind: 'late', example: 'late-bob@example.test', description: 'Accepted with 250; a few moments later an RFC 3464 DSN "failed 5.1.1 user unknown" is mailed to the VERP return path (needs the reports option)' },
+  // Complaint: accepted, then the recipient presses "report spam": an ARF report goes to the feedback address.
+  { pattern: /^complain/, kind: 'complain', example: 'complain-bob@example.test', description: 'Accepted with 250; then an ARF (RFC 5965) abuse report about it is mailed to the feedback address (needs the reports option)' },
+  // No report ever: a smart host whose report is lost (relay mode's confirmation window decides).
+  { pattern: /^quiet/, kind: 'quiet', example: 'quiet-bob@example.test', description: 'Accepted; as a smart host (relay option) the sandbox sends no delivery report at all for it' },
   // Slow receiver: accepted, but the reply to DATA is held for slowMs.
   { pattern: /^slow/, kind: 'slow', example: 'slow-bob@example.test', description: 'Accepted; the reply to DATA is delayed by slowMs (default 2000)' },
 ];
@@ -119,6 +128,9 @@ export function rcptVerdict(address: string, behaviour: RecipientBehaviour, ctx:
     case 'accept':
     case 'spam':
     case 'slow':
+    case 'late':
+    case 'complain':
+    case 'quiet':
       return ACCEPT;
     case 'unknown':
       return reply(550, '5.1.1', `<${address}>: user unknown`);
@@ -144,3 +156,42 @@ export function rcptVerdict(address: string, behaviour: RecipientBehaviour, ctx:
 export const SPAM_REPLY: SmtpReply = { code: 554, enhancedCode: '5.7.1', text: 'Message rejected as spam' };
 
 export const OVERSIZE_REPLY: SmtpReply = { code: 552, enhancedCode: '5.3.4', text: 'Message size exceeds fixed maximum message size' };
+
+/** What the sandbox mails back about an accepted recipient, after its 250. */
+export type AsyncReport =
+  | { kind: 'dsn'; action: 'failed' | 'delivered' | 'relayed'; status: string; diagnostic: string | null }
+  | { kind: 'arf' };
+
+/**
+ * The reports an accepted recipient leads to. As a receiving MX: late bounces and complaints. As a smart host
+ * (`relay`), which accepts every recipient and learns the outcome later: a failure report for what the final server
+ * refuses, a success report when the sender asked for one (NOTIFY=SUCCESS), and the complaint after delivery.
+ * NOTIFY=NEVER suppresses every DSN; without NOTIFY, failures are reported (RFC 3461 4.1).
+ */
+export function asyncReportsFor(address: string, behaviour: RecipientBehaviour, relay: boolean, notify: readonly string[] | null): AsyncReport[] {
+  const wants = (what: 'SUCCESS' | 'FAILURE') => (notify === null || notify.length === 0 ? what === 'FAILURE' : notify.includes(what));
+  const failed = (status: string, diagnostic: string): AsyncReport[] => (wants('FAILURE') ? [{ kind: 'dsn', action: 'failed', status, diagnostic }] : []);
+  const success = (action: 'delivered' | 'relayed'): AsyncReport[] => (wants('SUCCESS') ? [{ kind: 'dsn', action, status: '2.0.0', diagnostic: '250 2.0.0 Ok: delivered' }] : []);
+  if (behaviour.kind === 'late') return failed('5.1.1', `550 5.1.1 <${address}>: Recipient address rejected: User unknown in virtual mailbox table`);
+  if (!relay) return behaviour.kind === 'complain' ? [{ kind: 'arf' }] : [];
+  switch (behaviour.kind) {
+    case 'unknown':
+      return failed('5.1.1', `550 5.1.1 <${address}>: Recipient address rejected: User unknown`);
+    case 'disabled':
+      return failed('5.2.1', `550 5.2.1 <${address}>: account disabled`);
+    case 'spam':
+      return failed('5.7.1', '554 5.7.1 Message rejected as spam');
+    case 'full':
+      return failed('4.2.2', `452 4.2.2 <${address}>: Mailbox full (delivery time expired)`);
+    case 'drop':
+      return failed('4.4.1', 'connection lost with the final server (delivery time expired)');
+    case 'complain':
+      return [...success('delivered'), { kind: 'arf' }];
+    case 'greylist':
+      return success('relayed');
+    case 'quiet':
+      return [];
+    default:
+      return success('delivered');
+  }
+}

@@ -2,7 +2,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { generate } from 'selfsigned';
+import { selfSignedTls } from '../mail/smtp/self-signed-tls';
 import { SMTPServer } from 'smtp-server';
 import type { SMTPServerAddress, SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
 import {
@@ -14,7 +14,9 @@ import {
   type DomainBehaviours,
   type RecipientBehaviour,
   type SmtpReply,
+  asyncReportsFor,
 } from './recipient-behaviour';
+import { buildArf, buildDsn, ReportMailer, returnedHeaders, type ReportDestination, type SentReport } from './async-reports';
 
 export type { BehaviourName, DomainBehaviours, RecipientBehaviour, SmtpReply } from './recipient-behaviour';
 
@@ -40,6 +42,13 @@ export interface SandboxMxOptions {
   maxRecords?: number;
   /** Per-domain behaviour that overrides the local-part table, e.g. `{ 'slowmail.test': 'slow' }`. */
   domainBehaviours?: DomainBehaviours;
+  /**
+   * Act as a smart host (relay mode's SMTP_RELAY_HOST): accept every recipient at RCPT and DATA, then report what the
+   * "final server" did by DSN (asyncReportsFor). Needs `reports` to mail them. Default false.
+   */
+  relay?: boolean;
+  /** Where late bounces, relay reports and complaints are mailed (the inbound listener). Without it none are sent. */
+  reports?: ReportDestination;
   /** Called synchronously for every stored record (one per accepted recipient). Same as the `accepted` event. */
   onAccepted?: (message: AcceptedMessage) => void;
 }
@@ -63,6 +72,8 @@ export interface AcceptedMessage {
   tls: boolean;
   /** The user the client authenticated as (relay mode), or null. */
   authUser: string | null;
+  /** SMTP DSN parameters the sender gave (RFC 3461): ENVID, RET, and this recipient's NOTIFY and ORCPT. */
+  dsn: { envid: string | null; ret: string | null; notify: string[] | null; orcpt: string | null };
 }
 
 export interface Rejection {
@@ -94,42 +105,17 @@ interface AddressState {
   firstSeenAt: number;
 }
 
-interface TlsMaterial {
-  key: string;
-  cert: string;
-}
-
-// Generated once per process: an RSA key costs a few hundred milliseconds and every sandbox can share it.
-let tlsMaterial: Promise<TlsMaterial> | undefined;
-
-function sandboxTlsMaterial(): Promise<TlsMaterial> {
-  tlsMaterial ??= generate([{ name: 'commonName', value: 'localhost' }], {
-    // RSA rather than EC: selfsigned 5.5's EC path fails ("Cannot get schema for 'AlgorithmIdentifier'").
-    keyType: 'rsa',
-    keySize: 2048,
-    algorithm: 'sha256',
-    notAfterDate: new Date(Date.now() + 5 * 365 * 24 * 3600 * 1000),
-    extensions: [
-      { name: 'basicConstraints', cA: false },
-      { name: 'keyUsage', digitalSignature: true, keyEncipherment: true },
-      { name: 'extKeyUsage', serverAuth: true },
-      {
-        name: 'subjectAltName',
-        altNames: [
-          { type: 2, value: 'localhost' },
-          { type: 7, ip: '127.0.0.1' },
-          { type: 7, ip: '::1' },
-        ],
-      },
-    ],
-  }).then(
-    (pems) => ({ key: pems.private, cert: pems.cert }),
-    (err: unknown) => {
-      tlsMaterial = undefined; // let a later start() retry instead of caching the failure
-      throw err;
-    },
-  );
-  return tlsMaterial;
+/** The DSN parameters of the transaction (ENVID, RET) and of one of its recipients (NOTIFY, ORCPT). */
+function dsnOf(session: SMTPServerSession, rcptTo: string): AcceptedMessage['dsn'] {
+  const envelope = session.envelope as SMTPServerSession['envelope'] & { dsn?: { envid?: string | null; ret?: string | null } };
+  const rcpt = session.envelope.rcptTo.find((r) => r.address === rcptTo) as (SMTPServerAddress & { dsn?: { notify?: string[] | string | null; orcpt?: string | null } }) | undefined;
+  const notify = rcpt?.dsn?.notify;
+  return {
+    envid: envelope.dsn?.envid ?? null,
+    ret: envelope.dsn?.ret ?? null,
+    notify: notify ? (Array.isArray(notify) ? notify : String(notify).split(',')).map((n) => n.trim().toUpperCase()) : null,
+    orcpt: rcpt?.dsn?.orcpt ?? null,
+  };
 }
 
 function smtpError(reply: SmtpReply): Error & { responseCode: number } {
@@ -176,6 +162,8 @@ export class SandboxMx extends EventEmitter<SandboxMxEvents> {
   private rejectionRecords: Rejection[] = [];
   private readonly addressStates = new Map<string, AddressState>();
   private readonly acceptedCounts = new Map<string, number>();
+  private readonly relay: boolean;
+  private readonly reportMailer: ReportMailer | undefined;
   private acceptedTotal = 0;
 
   constructor(options: SandboxMxOptions = {}) {
@@ -193,6 +181,8 @@ export class SandboxMx extends EventEmitter<SandboxMxEvents> {
       ? Object.fromEntries(Object.entries(options.domainBehaviours).map(([domain, b]) => [domain.toLowerCase(), b]))
       : undefined;
     if (options.onAccepted) this.on('accepted', options.onAccepted);
+    this.relay = options.relay ?? false;
+    this.reportMailer = options.reports ? new ReportMailer(options.reports) : undefined;
   }
 
   async start(): Promise<{ port: number }> {
@@ -206,7 +196,7 @@ export class SandboxMx extends EventEmitter<SandboxMxEvents> {
   }
 
   private async listen(): Promise<{ port: number }> {
-    const { key, cert } = await sandboxTlsMaterial();
+    const { key, cert } = await selfSignedTls();
     const server = new SMTPServer({
       name: this.serverName,
       banner: 'Sandbox MX ready',
@@ -219,6 +209,8 @@ export class SandboxMx extends EventEmitter<SandboxMxEvents> {
       onAuth: (auth, _session, callback) => callback(null, { user: auth.username ?? 'sandbox' }),
       disableReverseLookup: true, // a DNS lookup per connection would dominate benchmark runs
       hideENHANCEDSTATUSCODES: true,
+      // Offer DSN (RFC 3461) so senders pass ENVID/NOTIFY/ORCPT, which the reports then carry.
+      hideDSN: false,
       logger: false,
       closeTimeout: STOP_GRACE_MS,
       onRcptTo: (address, session, callback) => this.handleRcpt(address, session, callback),
@@ -252,6 +244,7 @@ export class SandboxMx extends EventEmitter<SandboxMxEvents> {
    * the middle of a transaction get up to STOP_GRACE_MS to finish before their sockets are destroyed.
    */
   async stop(): Promise<void> {
+    await this.reportMailer?.stop();
     const server = this.server;
     if (!server) return;
     this.server = undefined;
@@ -326,6 +319,11 @@ export class SandboxMx extends EventEmitter<SandboxMxEvents> {
     state.attempts += 1;
 
     const behaviour = behaviourFor(address.address, this.domainBehaviours);
+    // A smart host cannot know at RCPT what the final server will say: it accepts and reports later.
+    if (this.relay) {
+      callback();
+      return;
+    }
     const verdict = rcptVerdict(address.address, behaviour, {
       attempt: state.attempts,
       firstSeenAt: state.firstSeenAt,
@@ -389,7 +387,7 @@ export class SandboxMx extends EventEmitter<SandboxMxEvents> {
       const raw = this.keepRaw ? Buffer.concat(chunks, buffered) : null;
       const behaviours = recipients.map((r) => behaviourFor(r, this.domainBehaviours).kind);
       const finish = (): void => {
-        if (behaviours.includes('spam')) {
+        if (behaviours.includes('spam') && !this.relay) {
           recipients.forEach((rcpt, i) => this.recordRejection(rcpt, behaviours[i] ?? 'spam', 'data', SPAM_REPLY));
           callback(smtpError(SPAM_REPLY));
           return;
@@ -410,8 +408,10 @@ export class SandboxMx extends EventEmitter<SandboxMxEvents> {
             messageId,
             tls: session.secure,
             authUser: typeof session.user === 'string' ? session.user : null,
+            dsn: dsnOf(session, rcptTo),
           }),
         );
+        this.scheduleReports(mailFrom, recipients, session, raw ?? head);
         callback(null, `2.0.0 Ok: queued as ${queueId}`);
       };
       // Once stop() has begun there is no one left to release a held reply, so answer within the grace period instead.
@@ -429,6 +429,50 @@ export class SandboxMx extends EventEmitter<SandboxMxEvents> {
       };
       this.slowReplies.add(held);
     });
+  }
+
+  /** Mails the late bounces, relay reports and complaints the accepted recipients lead to (none without `reports`). */
+  private scheduleReports(mailFrom: string, recipients: string[], session: SMTPServerSession, message: Buffer): void {
+    const mailer = this.reportMailer;
+    if (!mailer || mailFrom === '') return;
+    const headers = returnedHeaders(message, mailFrom);
+    for (const rcpt of recipients) {
+      const dsn = dsnOf(session, rcpt);
+      for (const report of asyncReportsFor(rcpt, behaviourFor(rcpt, this.domainBehaviours), this.relay, dsn.notify)) {
+        if (report.kind === 'arf') {
+          const raw = buildArf({ reportingDomain: this.serverName, to: mailer.complaintsTo, originalMailFrom: mailFrom, originalRcptTo: rcpt, originalHeaders: headers });
+          mailer.schedule({ kind: 'arf', to: mailer.complaintsTo, recipient: rcpt, action: 'complaint', status: null }, raw);
+          continue;
+        }
+        const raw = buildDsn({
+          reportingMta: this.serverName,
+          to: mailFrom,
+          envelopeId: dsn.envid,
+          recipients: [
+            {
+              finalRecipient: rcpt,
+              originalRecipient: dsn.orcpt ? dsn.orcpt.replace(/^rfc822;\s*/i, '') : null,
+              action: report.action,
+              status: report.status,
+              diagnostic: report.diagnostic,
+              remoteMta: this.relay ? 'final-mx.sandbox.test' : this.serverName,
+            },
+          ],
+          originalHeaders: headers,
+        });
+        mailer.schedule({ kind: 'dsn', to: mailFrom, recipient: rcpt, action: report.action, status: report.status }, raw);
+      }
+    }
+  }
+
+  /** Reports mailed so far (late bounces, relay reports, complaints), oldest first. */
+  reportsSent(): SentReport[] {
+    return [...(this.reportMailer?.sent ?? [])];
+  }
+
+  /** Resolves once every report due so far has been mailed. */
+  async reportsIdle(): Promise<void> {
+    await this.reportMailer?.idle();
   }
 
   private recordAccepted(message: AcceptedMessage): void {

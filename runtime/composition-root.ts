@@ -5,20 +5,29 @@
  */
 import type express from 'express';
 import type { Pool } from 'pg';
-import type { Client } from '@temporalio/client';
+import { Client, WorkflowNotFoundError, type Connection } from '@temporalio/client';
+import type { DataConverter } from '@temporalio/common';
 import type { NativeConnection, Worker, WorkerOptions } from '@temporalio/worker';
 import type { Settings } from '../config/settings';
 import { loadSecrets, type Secrets } from '../config/secrets';
 import { createPool } from '../db/pool';
 import { migrate } from '../db/migrate';
 import { seedQualificationRules } from '../db/qualification-rule-store';
+import { seedInboundRules } from '../db/inbound-rule-store';
 import { createStores, type Stores } from '../db/stores';
+import { quarantinePolicyFromSettings } from '../domain/quarantine-policy';
 import { createActivityDependencies, type ActivityDependencies } from '../activities/dependencies';
 import { createActivities } from '../activities';
-import type { Activities } from '../workflows/contract';
+import { recipientFeedbackSignal, recipientWorkflowId, type Activities } from '../workflows/contract';
+import { InboundProcessor } from '../inbound/process-inbound';
+import { InboundSmtpListener } from '../inbound/smtp-listener';
+import { InboundRuleTablesCache } from '../inbound/rule-tables-cache';
+import { classifyInboundMessage } from '../mail/inbound/classify';
 import { createWorker } from '../workers/create-worker';
 import { DeliveryService } from '../api/delivery-service';
 import { createApp } from '../api/app';
+import { payloadDataConverter } from './data-converter-codec';
+import { AesGcmPayloadCodec } from './payload-codec';
 
 export interface EngineRuntime {
   settings: Settings;
@@ -48,18 +57,38 @@ export async function openRuntime(settings: Settings, o: RuntimeOptions = {}): P
     if (o.prepareDatabase !== false) {
       await migrate(pool);
       await seedQualificationRules(pool);
+      await seedInboundRules(pool);
     }
   } catch (e) {
     await pool.end().catch(() => {});
     throw e;
   }
   const secrets = o.secrets ?? loadSecrets(settings);
-  return { settings, secrets, pool, stores: createStores(pool, { keyEncryptionSecret: secrets.keyEncryptionSecret }), close: () => pool.end() };
+  return { settings, secrets, pool, stores: createStores(pool, { keyEncryptionSecret: secrets.keyEncryptionSecret, quarantinePolicy: quarantinePolicyFromSettings(settings) }), close: () => pool.end() };
 }
 
 /** The activities' dependencies: the runtime's stores plus the SMTP sender and the rules cache (call `rules.start()`). */
 export function buildActivityDependencies(rt: EngineRuntime): ActivityDependencies {
   return createActivityDependencies(rt.stores, rt.settings, rt.secrets);
+}
+
+/**
+ * The data converter of every Temporal client and worker of the project: payloads sealed with the payload keys
+ * (runtime/payload-codec.ts), failure messages inside them. `sealOutgoing: false` is for a test environment whose
+ * client also talks to plain SDK workers: it still opens sealed payloads, and sends plain ones that both accept.
+ */
+export function temporalDataConverter(secrets: Pick<Secrets, 'payloadKeys'>, o: { sealOutgoing?: boolean } = {}): DataConverter {
+  return payloadDataConverter(secrets.payloadKeys, o);
+}
+
+/** A Temporal client with the project's data converter (every client of the project is made here). */
+export function buildTemporalClient(rt: Pick<EngineRuntime, 'secrets' | 'settings'>, connection: Connection, namespace = rt.settings.TEMPORAL_NAMESPACE): Client {
+  return new Client({ connection, namespace, dataConverter: temporalDataConverter(rt.secrets) });
+}
+
+/** The origins allowed to call the codec server: configured, else the dev server's Web UI. */
+export function codecCorsOrigins(s: Settings): string[] {
+  return s.CODEC_CORS_ORIGINS ?? [`http://127.0.0.1:${s.TEMPORAL_UI_PORT}`, `http://localhost:${s.TEMPORAL_UI_PORT}`];
 }
 
 export function buildDeliveryService(rt: EngineRuntime, client: Client, taskQueue = rt.settings.TASK_QUEUE): DeliveryService {
@@ -72,7 +101,9 @@ export function buildApi(rt: EngineRuntime, o: { service: DeliveryService; clien
     stores: rt.stores,
     verpSecret: rt.secrets.verpSecret,
     temporalUiUrl: o.temporalUiUrl,
+    codec: { codec: new AesGcmPayloadCodec(rt.secrets.payloadKeys), allowedOrigins: codecCorsOrigins(rt.settings) },
     schedules: { client: o.client, taskQueue: o.taskQueue ?? rt.settings.TASK_QUEUE },
+    inbound: { processor: buildInboundProcessor(rt, o.client), maxMessageBytes: rt.settings.INBOUND_MAX_MESSAGE_BYTES },
   });
 }
 
@@ -100,5 +131,49 @@ export function buildWorker(rt: EngineRuntime, p: WorkerParts): Promise<Worker> 
     maxConcurrentActivities: p.maxConcurrentActivities ?? s.WORKER_MAX_CONCURRENT_ACTIVITIES,
     maxConcurrentWorkflowTasks: p.maxConcurrentWorkflowTasks ?? s.WORKER_MAX_CONCURRENT_WORKFLOW_TASKS,
     workflowBundle: p.workflowBundle ?? (s.WORKFLOW_BUNDLE_PATH ? { codePath: s.WORKFLOW_BUNDLE_PATH } : undefined),
+    dataConverter: temporalDataConverter(rt.secrets),
+  });
+}
+
+/**
+ * The inbound side's processor: qualifies, attributes and applies messages received at the bounce domain, and signals
+ * open recipient workflows through `client`.
+ */
+export function buildInboundProcessor(rt: EngineRuntime, client: Client): InboundProcessor {
+  const rules = new InboundRuleTablesCache(rt.stores);
+  return new InboundProcessor({
+    inbound: rt.stores.inbound,
+    classify: async (raw) => classifyInboundMessage(raw, await rules.current()),
+    verpSecret: rt.secrets.verpSecret,
+    bounceDomain: rt.settings.BOUNCE_DOMAIN,
+    signalRecipient: async (deliveryId, recipientId, feedback) => {
+      try {
+        await client.workflow.getHandle(recipientWorkflowId(deliveryId, recipientId)).signal(recipientFeedbackSignal, feedback);
+        return true;
+      } catch (e) {
+        // Closed (or never started): the delivery log, already updated, is the record.
+        if (e instanceof WorkflowNotFoundError) return false;
+        throw e;
+      }
+    },
+    log: (msg, fields) => console.log(JSON.stringify({ msg, ...fields })),
+  });
+}
+
+/** The SMTP listener of BOUNCE_DOMAIN (settings INBOUND_*); `port` 0 picks a free one (tests). */
+export function buildInboundListener(rt: EngineRuntime, processor: InboundProcessor, o: { port?: number; host?: string } = {}): InboundSmtpListener {
+  const s = rt.settings;
+  return new InboundSmtpListener({
+    host: o.host ?? s.INBOUND_SMTP_HOST,
+    port: o.port ?? s.INBOUND_SMTP_PORT,
+    serverName: s.SMTP_HELO_NAME,
+    bounceDomain: s.BOUNCE_DOMAIN,
+    feedbackLocalParts: s.FEEDBACK_LOCAL_PARTS,
+    maxMessageBytes: s.INBOUND_MAX_MESSAGE_BYTES,
+    maxClients: s.INBOUND_MAX_CLIENTS,
+    tls: s.INBOUND_TLS_KEY_PATH && s.INBOUND_TLS_CERT_PATH ? { keyPath: s.INBOUND_TLS_KEY_PATH, certPath: s.INBOUND_TLS_CERT_PATH } : undefined,
+    processor,
+    inbound: rt.stores.inbound,
+    log: (msg, fields) => console.log(JSON.stringify({ msg, ...fields })),
   });
 }

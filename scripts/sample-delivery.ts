@@ -14,6 +14,8 @@ const MIX: [prefix: string, count: number][] = [
   ['fail2-', 3], // two 451 then accepted → sent
   ['throttle2-', 2], // two 421 then accepted → sent
   ['spam', 1], // 554 5.7.1 after DATA → failed (refused)
+  ['late', 2], // 250, then a DSN "5.1.1 user unknown" mailed to the VERP return path → sent, then failed (late bounce)
+  ['complain', 1], // 250, then an ARF abuse report → sent, and the address on the denylist
 ];
 
 /** The JSON a client would POST to /api/deliveries. */

@@ -9,6 +9,7 @@ import { explainStartupFailure } from '../stack/startup-error';
 import { createDeliverySchema } from '../api/delivery-input';
 import { sampleDelivery } from './sample-delivery';
 import type { DeliveryKpis } from '../domain/efs-status';
+import { isEndedPhase } from '../domain/delivery-lifecycle';
 
 /** Set by Ctrl-C / SIGTERM: from then on the shutdown owns the process. */
 let stopping = false;
@@ -59,7 +60,8 @@ async function main() {
     if (stopping) return;
     const view = await stack.service.workflowView(created.id).catch(() => null);
     if (stopping) return;
-    kpis = view?.kpis ?? (await stack.service.log.kpis(created.id));
+    // The log once the workflow has ended: late bounces and complaints still arrive after it completed.
+    kpis = view?.kpis && !isEndedPhase(view.phase) ? view.kpis : await stack.service.log.kpis(created.id);
     phase = view?.phase ?? 'unknown';
     // "To deliver" is only final once analysis has excluded what it excludes.
     if (phase !== 'analysing' && !started && kpis.toDeliver > 0) {
@@ -81,6 +83,8 @@ async function main() {
     'taken into account': k.takenIntoAccount,
     sent: k.sent,
     failed: k.failed,
+    'failed by a later report (DSN)': k.failedByReport,
+    complaints: k.complaints,
     'Success %': `${k.successPercent}%`,
   });
   console.log('failures by reason:', k.failuresByReason);
@@ -90,6 +94,8 @@ async function main() {
   if (stack.temporalUiUrl) {
     const q = encodeURIComponent(`DeliveryId="${created.id}"`);
     console.log(`Temporal UI  ${stack.temporalUiUrl}/namespaces/${stack.settings.TEMPORAL_NAMESPACE}/workflows?query=${q}`);
+    // Payloads are sealed in Temporal; the UI opens them through the API's codec server (docs/personal-data.md).
+    console.log(`Codec       http://127.0.0.1:${stack.settings.API_PORT}/codec (the UI decodes payloads through it)`);
   }
   console.log('\nServing until Ctrl-C.');
 }

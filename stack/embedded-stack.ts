@@ -2,12 +2,22 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Server } from 'node:http';
-import { Client, Connection } from '@temporalio/client';
+import { Connection, type Client } from '@temporalio/client';
 import { NativeConnection, type Worker } from '@temporalio/worker';
 import type { Settings } from '../config/settings';
 import { publicUrl, type ActivityDependencies } from '../activities/dependencies';
 import type { DeliveryService } from '../api/delivery-service';
-import { buildActivityDependencies, buildApi, buildDeliveryService, buildWorker, openRuntime, type EngineRuntime } from '../runtime/composition-root';
+import {
+  buildActivityDependencies,
+  buildApi,
+  buildDeliveryService,
+  buildInboundListener,
+  buildInboundProcessor,
+  buildTemporalClient,
+  buildWorker,
+  openRuntime,
+  type EngineRuntime,
+} from '../runtime/composition-root';
 import { SandboxMx } from '../mx-sandbox/sandbox-mx';
 import { locateTemporalCli } from './temporal-cli';
 import { startDevServer, type RunningDevServer } from './temporal-dev-server';
@@ -43,6 +53,8 @@ export async function startEmbeddedStack(base: Settings, log: (m: string) => voi
         namespace: base.TEMPORAL_NAMESPACE,
         dbFile: path.join(base.DATA_DIR, 'temporal.sqlite'),
         logFile: path.join(base.DATA_DIR, 'temporal.log'),
+        // The Web UI decodes sealed payloads through the API started below (api/codec-routes.ts).
+        uiCodecEndpoint: `http://127.0.0.1:${base.API_PORT}/codec`,
       });
       const t = temporal;
       stops.push(() => t.stop());
@@ -62,7 +74,13 @@ export async function startEmbeddedStack(base: Settings, log: (m: string) => voi
     let mx: SandboxMx | null = null;
     let settings = base;
     if (!base.MX_OVERRIDES && base.SEND_MODE === 'direct') {
-      mx = new SandboxMx({ port: base.SANDBOX_MX_PORT, keepRaw: false, maxRecords: 100_000 });
+      // Late bounces and complaints go to the inbound listener, as a real receiver would mail them to the bounce domain's MX.
+      mx = new SandboxMx({
+        port: base.SANDBOX_MX_PORT,
+        keepRaw: false,
+        maxRecords: 100_000,
+        reports: { host: '127.0.0.1', port: base.INBOUND_SMTP_PORT, complaintsTo: `${base.FEEDBACK_LOCAL_PARTS[0] ?? 'fbl'}@${base.BOUNCE_DOMAIN}`, delayMs: 2_000 },
+      });
       const { port } = await mx.start();
       const m = mx;
       stops.push(() => m.stop());
@@ -89,10 +107,15 @@ export async function startEmbeddedStack(base: Settings, log: (m: string) => voi
 
     const connection = await Connection.connect({ address: settings.TEMPORAL_ADDRESS });
     stops.push(() => connection.close());
-    const client = new Client({ connection, namespace: settings.TEMPORAL_NAMESPACE });
+    const client = buildTemporalClient(rt, connection);
     const service = buildDeliveryService(rt, client);
     const temporalUiUrl = temporal ? `http://127.0.0.1:${settings.TEMPORAL_UI_PORT}` : null;
     const app = buildApi(rt, { service, client, temporalUiUrl: temporalUiUrl ?? undefined });
+    // The bounce domain's MX, on loopback here (the production layout publishes it on port 25).
+    const listener = buildInboundListener(rt, buildInboundProcessor(rt, client), { host: '127.0.0.1' });
+    await listener.start();
+    stops.push(() => listener.stop());
+    log(`inbound listener (bounces, complaints) on 127.0.0.1:${settings.INBOUND_SMTP_PORT} for ${settings.BOUNCE_DOMAIN}`);
     const server: Server = await new Promise((resolve, reject) => {
       // Express 5 hands a listen error (port taken) to the callback.
       const s = app.listen(settings.API_PORT, '127.0.0.1', (err?: Error) => (err ? reject(err) : resolve(s)));

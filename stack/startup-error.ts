@@ -13,7 +13,7 @@ export class StartupError extends Error {
 function portSettings(s: Partial<Settings> | undefined): { name: string; port: number }[] {
   if (!s) return [];
   const out: { name: string; port: number }[] = [];
-  for (const name of ['API_PORT', 'SANDBOX_MX_PORT', 'EMBEDDED_PG_PORT', 'TEMPORAL_UI_PORT'] as const) {
+  for (const name of ['API_PORT', 'SANDBOX_MX_PORT', 'INBOUND_SMTP_PORT', 'EMBEDDED_PG_PORT', 'TEMPORAL_UI_PORT'] as const) {
     const v = s[name];
     if (typeof v === 'number') out.push({ name, port: v });
   }
@@ -25,6 +25,7 @@ function portSettings(s: Partial<Settings> | undefined): { name: string; port: n
 const SERVER_OF: Record<string, string> = {
   API_PORT: 'the API',
   SANDBOX_MX_PORT: 'the sandbox MX',
+  INBOUND_SMTP_PORT: 'the inbound listener (bounces and complaints)',
   EMBEDDED_PG_PORT: 'embedded Postgres',
   TEMPORAL_UI_PORT: 'the Temporal Web UI',
   TEMPORAL_ADDRESS: 'the Temporal dev server',

@@ -16,6 +16,8 @@ export interface DevServerOptions {
   /** SQLite file; state survives restarts. Omit for an in-memory server. */
   dbFile?: string;
   logFile?: string;
+  /** The codec server the Web UI decodes payloads with (the API's /codec); without it the UI shows sealed payloads. */
+  uiCodecEndpoint?: string;
 }
 
 /** Flags shared by every way the project starts a dev server (here and in tests). */
@@ -95,6 +97,7 @@ export async function startDevServer(opts: DevServerOptions): Promise<RunningDev
     fs.mkdirSync(path.dirname(opts.dbFile), { recursive: true });
     args.push('--db-filename', opts.dbFile);
   }
+  if (opts.uiCodecEndpoint) args.push('--ui-codec-endpoint', opts.uiCodecEndpoint);
   args.push(...searchAttributeArgs(), ...devServerExtraArgs());
   const out = opts.logFile ? fs.openSync(opts.logFile, 'a') : 'ignore';
   const logFrom = typeof out === 'number' ? fs.fstatSync(out).size : 0;

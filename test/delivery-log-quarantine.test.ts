@@ -7,7 +7,7 @@ import { createPool } from '../db/pool';
 import { createStores, type Stores } from '../db/stores';
 import { transitionAfterAttempt, type AttemptOutcome } from '../domain/efs-status';
 import type { Qualification } from '../domain/failure';
-import { applyQuarantineEffect, quarantineEffect, type AttemptEnd, type QuarantineRecord } from '../domain/quarantine-policy';
+import { applyQuarantineEffect, DEFAULT_QUARANTINE_POLICY, quarantineEffect, type AttemptEnd, type QuarantineRecord } from '../domain/quarantine-policy';
 
 let pool: Pool;
 let stores: Stores;
@@ -23,10 +23,11 @@ afterAll(async () => {
 
 const userUnknown: Qualification = { type: 'hard', reason: 'user_unknown', retryClass: 'none', ruleId: 't' };
 const mailboxFull: Qualification = { type: 'soft', reason: 'mailbox_full', retryClass: 'mailbox_full', ruleId: 't' };
-const refused: Qualification = { type: 'hard', reason: 'refused', retryClass: 'none', ruleId: 't' };
+const refused: Qualification = { type: 'soft', reason: 'refused', retryClass: 'none', ruleId: 't' };
 
 const SENT = transitionAfterAttempt({ accepted: true }, false);
 const failed = (q: Qualification, retryFits = false) => transitionAfterAttempt({ accepted: false, qualification: q }, retryFits);
+const DAY = 24 * 3600_000;
 
 /** Sends one message to `address` in a delivery of its own and records how it ended, as the send activity does. */
 async function messageEnding(address: string, end: AttemptEnd & { retry: boolean }): Promise<void> {
@@ -52,42 +53,84 @@ async function messageEnding(address: string, end: AttemptEnd & { retry: boolean
   });
 }
 
-async function storedRecord(address: string): Promise<(QuarantineRecord & { quarantinedAtSet: boolean }) | null> {
-  const r = await pool.query<{ error_count: number; quarantined: boolean; reason: QuarantineRecord['reason']; quarantined_at: Date | null }>(
-    `SELECT q.error_count, q.quarantined, q.reason, q.quarantined_at FROM address_quarantine q
-     WHERE q.address_key = (SELECT address_key FROM delivery_recipients WHERE address = $1 LIMIT 1)`,
+const KEY = `(SELECT address_key FROM delivery_recipients WHERE address = $1 LIMIT 1)`;
+
+async function storedRecord(address: string) {
+  const r = await pool.query<{ error_count: number; quarantined: boolean; reason: QuarantineRecord['reason']; quarantined_at: Date | null; expires_at: Date | null; first_failure_at: Date }>(
+    `SELECT error_count, quarantined, reason, quarantined_at, expires_at, first_failure_at FROM address_quarantine WHERE address_key = ${KEY}`,
     [address],
   );
-  const row = r.rows[0];
-  return row ? { errorCount: row.error_count, quarantined: row.quarantined, reason: row.reason, quarantinedAtSet: row.quarantined_at !== null } : null;
+  return r.rows[0] ?? null;
 }
 
-/** Plays the messages against Postgres and against the pure definition, comparing the record after each one. */
-async function expectSameAsPolicy(ends: (AttemptEnd & { retry: boolean })[]): Promise<QuarantineRecord | null> {
+/** Moves an address's record back in time, as if its failures had happened `ms` earlier. */
+async function age(address: string, ms: number, record: QuarantineRecord | null): Promise<QuarantineRecord | null> {
+  await pool.query(
+    `UPDATE address_quarantine SET first_failure_at = first_failure_at - $2 * interval '1 millisecond',
+       expires_at = expires_at - $2 * interval '1 millisecond' WHERE address_key = ${KEY}`,
+    [address, ms],
+  );
+  return record && { ...record, firstFailureAtMs: record.firstFailureAtMs - ms, expiresAtMs: record.expiresAtMs === null ? null : record.expiresAtMs - ms };
+}
+
+type Step = (AttemptEnd & { retry: boolean }) | { ageMs: number };
+
+/** Plays the steps against Postgres and against the pure definition, comparing the record after each one. */
+async function expectSameAsPolicy(steps: Step[]): Promise<QuarantineRecord | null> {
   const address = `q-${randomUUID().slice(0, 8)}@quarantine.example`;
   let expected: QuarantineRecord | null = null;
-  for (const end of ends) {
-    await messageEnding(address, end);
-    expected = applyQuarantineEffect(expected, quarantineEffect(end));
+  for (const step of steps) {
+    if ('ageMs' in step) {
+      expected = await age(address, step.ageMs, expected);
+      continue;
+    }
+    await messageEnding(address, step);
+    expected = applyQuarantineEffect(expected, quarantineEffect(step), Date.now(), DEFAULT_QUARANTINE_POLICY);
     const stored = await storedRecord(address);
-    expect(stored === null ? null : { errorCount: stored.errorCount, quarantined: stored.quarantined, reason: stored.reason }).toEqual(expected);
-    if (stored) expect(stored.quarantinedAtSet).toBe(stored.quarantined);
+    expect(stored === null ? null : { errorCount: stored.error_count, quarantined: stored.quarantined, reason: stored.reason }).toEqual(
+      expected === null ? null : { errorCount: expected.errorCount, quarantined: expected.quarantined, reason: expected.reason },
+    );
+    if (stored) {
+      expect(stored.quarantined_at !== null).toBe(stored.quarantined);
+      expect(stored.expires_at !== null).toBe(stored.quarantined);
+      if (stored.expires_at) expect(Math.abs(stored.expires_at.getTime() - expected!.expiresAtMs!)).toBeLessThan(60_000);
+    }
   }
   return expected;
 }
 
-describe('DeliveryLog.completeAttempt and the quarantine policy', () => {
-  it('quarantines on the third final failure across deliveries', async () => {
-    expect(await expectSameAsPolicy([failed(mailboxFull), failed(refused), failed(mailboxFull)])).toMatchObject({ errorCount: 3, quarantined: true });
+async function quarantinedForAnalysis(address: string): Promise<boolean> {
+  const r = await pool.query(`SELECT 1 FROM address_quarantine q WHERE q.address_key = ${KEY} AND q.quarantined AND (q.expires_at IS NULL OR q.expires_at > now())`, [address]);
+  return (r.rowCount ?? 0) > 0;
+}
+
+describe('DeliveryLog.completeAttempt and the quarantine policy (record_address_failure in Postgres)', () => {
+  it('quarantines on the third final soft failure across deliveries once they span more than a day', async () => {
+    expect(await expectSameAsPolicy([failed(mailboxFull), failed(refused), failed(mailboxFull)])).toMatchObject({ errorCount: 3, quarantined: false });
+    expect(await expectSameAsPolicy([failed(mailboxFull), { ageMs: 2 * DAY }, failed(refused), failed(mailboxFull)])).toMatchObject({
+      errorCount: 3,
+      quarantined: true,
+      reason: 'mailbox_full',
+    });
   });
 
-  it('quarantines a user_unknown at once', async () => {
+  it('quarantines a hard user_unknown at once', async () => {
     expect(await expectSameAsPolicy([failed(userUnknown)])).toMatchObject({ errorCount: 1, quarantined: true });
   });
 
-  it('clears the count on a success, but never a quarantine', async () => {
+  it('clears the count on a success, but never a live quarantine; a failure renews it and keeps its reason', async () => {
     expect(await expectSameAsPolicy([failed(mailboxFull), failed(mailboxFull), SENT, failed(mailboxFull)])).toMatchObject({ errorCount: 1, quarantined: false });
-    expect(await expectSameAsPolicy([failed(userUnknown), SENT])).toMatchObject({ errorCount: 1, quarantined: true });
+    expect(await expectSameAsPolicy([failed(userUnknown), SENT, failed(refused)])).toMatchObject({ errorCount: 2, quarantined: true, reason: 'user_unknown' });
+  });
+
+  it('lets a quarantine expire: analysis no longer excludes the address, and a new failure starts over', async () => {
+    const address = `q-${randomUUID().slice(0, 8)}@quarantine.example`;
+    await messageEnding(address, failed(userUnknown));
+    expect(await quarantinedForAnalysis(address)).toBe(true);
+    await age(address, 31 * DAY, null);
+    expect(await quarantinedForAnalysis(address)).toBe(false);
+    await messageEnding(address, failed(mailboxFull));
+    expect(await storedRecord(address)).toMatchObject({ error_count: 1, quarantined: false, reason: 'mailbox_full', expires_at: null });
   });
 
   it('does not count a soft failure that will be retried', async () => {

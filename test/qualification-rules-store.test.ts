@@ -184,7 +184,7 @@ describe('API edits', () => {
   it('upsert refuses schema errors, non-integer priorities and a rule that does not match its own sample', async () => {
     const id = `t-invalid-${randomUUID().slice(0, 8)}`;
     await expect(store.upsert({ ...apiRule(id, 'x'), type: 'medium' })).rejects.toThrow(new RegExp(`"${id}": type`));
-    await expect(store.upsert({ ...apiRule(id, 'x'), type: 'soft', retryClass: 'none' })).rejects.toThrow(/retryClass/);
+    await expect(store.upsert({ ...apiRule(id, 'x'), type: 'hard', retryClass: 'transient' })).rejects.toThrow(/retryClass/);
     await expect(store.upsert(apiRule(id, 'x', { priority: 1.5 }))).rejects.toThrow(/priority: must be an integer/);
     await expect(store.upsert(apiRule(id, 'other words', { sample: '550 5.7.1 something else' }))).rejects.toThrow(/own sample/);
     expect(await store.get(id)).toBeNull();

@@ -41,14 +41,19 @@ function rule(overrides: Partial<QualificationRule> & { id: string }): Qualifica
 describe('seed table', () => {
   it('loads, is versioned and holds at least 60 rules', () => {
     const set = loadQualificationRuleSet(seed);
-    expect(set.version).toBe(1);
-    expect(DEFAULT_RULES_VERSION).toBe(1);
+    expect(set.version).toBe(4);
+    expect(DEFAULT_RULES_VERSION).toBe(4);
     expect(set.rules.length).toBe(seedRules.length);
     expect(rules.length).toBeGreaterThanOrEqual(60);
   });
 
   it('is evaluated in priority order', () => {
     for (let i = 1; i < rules.length; i++) expect(rules[i - 1].priority).toBeLessThanOrEqual(rules[i].priority);
+  });
+
+  it('gives every seed rule its own priority, so the order never depends on the file order', () => {
+    const shared = seedRules.filter((r, i) => seedRules.findIndex((o) => o.priority === r.priority) !== i).map((r) => `${r.id} (${r.priority})`);
+    expect(shared).toEqual([]);
   });
 
   it('evaluates every provider-specific rule before the generic ones', () => {
@@ -68,6 +73,18 @@ describe('seed table', () => {
     for (const r of rules) {
       expect(FAILURE_REASONS).toContain(r.reason);
       expect(RETRY_CLASSES).toContain(r.retryClass);
+    }
+  });
+
+  it('is hard only when the address will never work (user unknown, no such domain, invalid syntax)', () => {
+    for (const r of rules.filter((x) => x.type === 'hard')) {
+      expect(['user_unknown', 'invalid_domain', 'invalid_address'], r.id).toContain(r.reason);
+    }
+  });
+
+  it('makes every 5xx final for the message unless the rule says why it retries (full mailbox, throttling)', () => {
+    for (const r of rules.filter((x) => x.codeClass === 5 || (x.codeExact !== null && x.codeExact >= 500))) {
+      if (r.retryClass !== 'none') expect(['mailbox_full', 'throttling'], r.id).toContain(r.retryClass);
     }
   });
 
@@ -106,13 +123,18 @@ describe('qualifySmtpReply on known traps', () => {
   it('trusts the bare "mailbox unavailable" text only for GMX/Web.de domains', () => {
     const raw = '550 Requested action not taken: mailbox unavailable';
     expect(q(raw, 'web.de')).toMatchObject({ reason: 'user_unknown', ruleId: 'gmx-mailbox-unavailable' });
-    expect(q(raw, 'example.com')).toMatchObject({ type: 'hard', reason: 'not_defined' });
-    expect(q(raw)).toMatchObject({ type: 'hard', reason: 'not_defined' });
+    // Elsewhere the same words say nothing sure about the address: final for the message, the address is kept.
+    expect(q(raw, 'example.com')).toMatchObject({ type: 'soft', reason: 'not_defined', retryClass: 'none' });
+    expect(q(raw)).toMatchObject({ type: 'soft', reason: 'not_defined', retryClass: 'none' });
   });
 
   it('treats a sender rejection as a refusal, never as a bad recipient domain', () => {
     expect(q('553 5.1.8 <b@example.net>: Sender address rejected: Domain not found').reason).toBe('refused');
     expect(q('550 5.1.2 <a@nonexistent.example>: Recipient address rejected: Domain not found').reason).toBe('invalid_domain');
+  });
+
+  it('qualifies a spam refusal as soft (the address is fine) and final for the message', () => {
+    expect(q('554 5.7.1 spam')).toMatchObject({ type: 'soft', reason: 'refused', retryClass: 'none' });
   });
 
   it('keeps 4xx unknown users soft', () => {
@@ -138,9 +160,19 @@ describe('qualifySmtpReply on known traps', () => {
 describe('fallback when no rule matches', () => {
   const q = (raw: string) => qualifyWithDefaultRules(parseSmtpReply(raw));
 
-  it('5xx → hard not_defined', () => {
+  it('5xx → soft not_defined, final for the message', () => {
     expect(q('550 5.9.9 Something unheard of')).toEqual(FALLBACK_QUALIFICATIONS.permanent);
-    expect(q('550 Something unheard of')).toEqual({ type: 'hard', reason: 'not_defined', retryClass: 'none', ruleId: 'default' });
+    expect(q('550 Something unheard of')).toEqual({ type: 'soft', reason: 'not_defined', retryClass: 'none', ruleId: 'default' });
+  });
+
+  it('5xx whose enhanced code says the address is invalid → hard', () => {
+    const bare = (raw: string) => qualifySmtpReply(parseSmtpReply(raw), []);
+    expect(bare('550 5.1.1 odd')).toEqual({ type: 'hard', reason: 'user_unknown', retryClass: 'none', ruleId: 'default' });
+    expect(bare('550 5.1.6 odd')).toMatchObject({ type: 'hard', reason: 'user_unknown' });
+    expect(bare('550 5.1.2 odd')).toMatchObject({ type: 'hard', reason: 'invalid_domain' });
+    expect(bare('556 5.1.10 odd')).toMatchObject({ type: 'hard', reason: 'invalid_domain' });
+    expect(bare('553 5.1.3 odd')).toMatchObject({ type: 'hard', reason: 'invalid_address' });
+    expect(bare('450 4.1.1 odd')).toEqual(FALLBACK_QUALIFICATIONS.temporary);
   });
 
   it('4xx → soft not_defined transient', () => {
@@ -152,7 +184,8 @@ describe('fallback when no rule matches', () => {
   });
 
   it('uses the enhanced code class when there is no basic code', () => {
-    expect(qualifySmtpReply(parseSmtpReply('5.1.1 odd'), [])).toEqual(FALLBACK_QUALIFICATIONS.permanent);
+    expect(qualifySmtpReply(parseSmtpReply('5.1.1 odd'), [])).toEqual(FALLBACK_QUALIFICATIONS.badMailbox);
+    expect(qualifySmtpReply(parseSmtpReply('5.7.1 odd'), [])).toEqual(FALLBACK_QUALIFICATIONS.permanent);
     expect(qualifySmtpReply(parseSmtpReply('4.2.2 odd'), [])).toEqual(FALLBACK_QUALIFICATIONS.temporary);
   });
 
@@ -240,7 +273,7 @@ describe('loader errors', () => {
   it('rejects inconsistent or malformed rules', () => {
     const bad: Array<[Partial<QualificationRule> & { id: string }, RegExp]> = [
       [{ id: 'hard-retried', retryClass: 'transient' }, /retryClass/],
-      [{ id: 'soft-never-retried', type: 'soft', retryClass: 'none' }, /retryClass/],
+      [{ id: 'ignored-retried', type: 'ignored', reason: 'error_ignored', retryClass: 'transient' }, /retryClass/],
       [{ id: 'bad-enhanced', enhancedCode: '5.7' }, /enhancedCode/],
       [{ id: 'bad-code', code: 650 }, /code/],
       [{ id: 'no-condition', code: null }, /at least one condition/],
@@ -251,6 +284,11 @@ describe('loader errors', () => {
       expect(() => loadQualificationRules([rule(overrides)]), overrides.id).toThrow(message);
     }
     expect(() => loadQualificationRules([rule({ id: 'x', extra: 1 } as never)])).toThrow(/"x"/);
+  });
+
+  it('accepts a soft rule that is final for the message (type is about the address, retryClass about the message)', () => {
+    const [r] = loadQualificationRules([rule({ id: 'soft-final', type: 'soft', reason: 'refused', retryClass: 'none' })]);
+    expect(r.result).toEqual({ type: 'soft', reason: 'refused', retryClass: 'none', ruleId: 'soft-final' });
   });
 
   it('rejects duplicate ids and a malformed set', () => {

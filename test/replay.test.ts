@@ -16,6 +16,8 @@ import type { HistoryAndWorkflowId } from '@temporalio/common';
 import * as workflows from '../workflows';
 import { workflowsPath } from '../workers/create-worker';
 import { historyFromJsonObject } from './replay/history-json';
+import { temporalDataConverter } from '../runtime/composition-root';
+import { TEST_SECRETS } from './support/harness';
 
 const HISTORIES_DIR = path.join(__dirname, 'replay', 'histories');
 
@@ -54,6 +56,9 @@ function replayOptions(): ReplayWorkerOptions {
   return {
     ...(bundlePath && fs.existsSync(bundlePath) ? { workflowBundle: { codePath: bundlePath } } : { workflowsPath: workflowsPath() }),
     replayName: 'replay-safety-net',
+    // The production data converter: histories recorded before the payload codec hold plain payloads (they pass
+    // through), later ones are sealed with the test key the recording harness used.
+    dataConverter: temporalDataConverter(TEST_SECRETS),
   };
 }
 

@@ -52,13 +52,18 @@ describe('validateQualificationRule', () => {
     expect(isStorablePriority(-(2 ** 31) + 1)).toBe(true);
   });
 
+  it('accepts a soft rule that is final for the message', () => {
+    expect(validateQualificationRule(rule({ type: 'soft', reason: 'refused', retryClass: 'none' })).result.type).toBe('soft');
+  });
+
   it('refuses a rule that does not qualify its own sample', () => {
     expect(issuesOf(rule({ sample: '550 5.1.1 something else' }))[0].path).toBe('sample');
   });
 
   it('lists schema issues with their paths, naming the rule', () => {
-    const issues = issuesOf({ ...rule(), type: 'soft' });
+    const issues = issuesOf({ ...rule(), type: 'ignored', reason: 'error_ignored', retryClass: 'transient' });
     expect(issues.map((i) => i.path)).toContain('retryClass');
+    expect(issuesOf({ ...rule(), retryClass: 'transient' }).map((i) => i.path)).toContain('retryClass');
   });
 });
 

@@ -119,7 +119,16 @@ describe('headers, envelope and transport', () => {
     const relay = new SandboxMx({ port: 0 });
     const { port } = await relay.start();
     const r = await startHarness({
-      env: { SEND_MODE: 'relay', SMTP_RELAY_HOST: '127.0.0.1', SMTP_RELAY_PORT: String(port), SMTP_RELAY_USER: 'relay-user', SMTP_RELAY_PASSWORD: 'secret', SMTP_RELAY_TLS_VERIFY: 'false' },
+      env: {
+        SEND_MODE: 'relay',
+        SMTP_RELAY_HOST: '127.0.0.1',
+        SMTP_RELAY_PORT: String(port),
+        SMTP_RELAY_USER: 'relay-user',
+        SMTP_RELAY_PASSWORD: 'secret',
+        SMTP_RELAY_TLS_VERIFY: 'false',
+        // This relay sends no reports: the recipient counts as sent when the confirmation window ends.
+        RELAY_CONFIRMATION_WINDOW_SECONDS: '2',
+      },
     });
     try {
       const id = await r.createDelivery({ name: 'relay', from: 'news@relay.example', subject: 'x', text: 'y', recipients: [{ email: 'someone@anywhere-rcpt.example' }], autoConfirm: true });
@@ -127,6 +136,15 @@ describe('headers, envelope and transport', () => {
       const [m] = relay.acceptedFor('someone@anywhere-rcpt.example');
       expect(m).toMatchObject({ tls: true, authUser: 'relay-user' });
       expect(r.mx.acceptedFor('someone@anywhere-rcpt.example')).toHaveLength(0);
+      // DSN requested from the smart host: success reports too, with our ENVID and the original recipient.
+      expect(m.dsn).toMatchObject({ notify: ['SUCCESS', 'FAILURE', 'DELAY'], orcpt: 'rfc822;someone@anywhere-rcpt.example', ret: 'HDRS' });
+      expect(m.dsn.envid).toMatch(/^b-[0-9a-f]{32}-/);
+      const transitions = await r.service.log.transitions(id, 1);
+      expect(transitions.map((t: { toStatus: string; source: string }) => `${t.toStatus}:${t.source}`)).toEqual([
+        'taken_into_account:handover',
+        'taken_into_account:relay',
+        'sent:confirmation_window',
+      ]);
     } finally {
       await r.stop();
       await relay.stop();

@@ -138,7 +138,10 @@ describe('local-time sending', () => {
       expect(new Intl.DateTimeFormat('en-GB', { timeZone: zones[i], hour: '2-digit', minute: '2-digit', hourCycle: 'h23' }).format(sendAt)).toBe('03:00');
       expect(row.status).toBe('taken_into_account');
       expect(row.attempts).toBe(0);
-      const view = await h.client.workflow.getHandle(recipientWorkflowId(id, row.recipient_id)).query(recipientStateQuery);
+      // The send times are written when the page is claimed, before the batch workflow has started the recipient's.
+      const view = await until('the recipient workflow', () =>
+        h.client.workflow.getHandle(recipientWorkflowId(id, row.recipient_id)).query(recipientStateQuery).catch(() => null),
+      );
       expect(view.sendAtMs).toBe(sendAt);
       expect(view.attempts).toBe(0);
     }

@@ -4,6 +4,8 @@
  * the Temporal histories show what happened to every recipient. See docs/idempotency.md.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { formatPayloadKeys } from '../runtime/codec-keys';
+import { AesGcmPayloadCodec } from '../runtime/payload-codec';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -100,6 +102,9 @@ async function startWorkerProcess(label: string): Promise<ChildProcess> {
       MX_OVERRIDES: JSON.stringify({ '*': `127.0.0.1:${proxy!.port}` }),
       VERP_SECRET: TEST_SECRETS.verpSecret,
       KEY_ENCRYPTION_SECRET: TEST_SECRETS.keyEncryptionSecret,
+      // The same payload keys as the test's client: the worker opens the inputs the client sealed.
+      PAYLOAD_KEYS: formatPayloadKeys(TEST_SECRETS.payloadKeys.keys),
+      PAYLOAD_KEY_ID: TEST_SECRETS.payloadKeys.currentKeyId,
       RETRY_TIME_SCALE: String(h.settings.RETRY_TIME_SCALE),
       SMTP_CONNECT_TIMEOUT_MS: String(h.settings.SMTP_CONNECT_TIMEOUT_MS),
       SMTP_GREETING_TIMEOUT_MS: String(h.settings.SMTP_GREETING_TIMEOUT_MS),
@@ -309,6 +314,7 @@ describe('worker killed in the middle of a delivery', () => {
 
     // Temporal's view: the sends run as local activities inside workflow tasks; the dead worker's tasks timed out and
     // the new worker ran them again (markers record each local activity's result, replayed or sent).
+    const codec = new AesGcmPayloadCodec(TEST_SECRETS.payloadKeys);
     let workflowTaskTimeouts = 0;
     let replayedFromLog = 0;
     const histories = [...new Set([...notFinalAtKill, ...inFlightIds])];
@@ -318,7 +324,9 @@ describe('worker killed in the middle of a delivery', () => {
           const history = await h.client.workflow.getHandle(recipientWorkflowId(id, rid)).fetchHistory();
           for (const e of history.events ?? []) {
             if (e.workflowTaskTimedOutEventAttributes) workflowTaskTimeouts++;
-            const payload = e.markerRecordedEventAttributes?.details?.result?.payloads?.[0]?.data;
+            const sealed = e.markerRecordedEventAttributes?.details?.result?.payloads?.[0];
+            // Payloads are sealed by the payload codec: open them with the test's key to read the send's outcome.
+            const payload = sealed ? codec.open(sealed).data : null;
             if (payload && (JSON.parse(Buffer.from(payload).toString('utf8')) as { replayed?: boolean }).replayed) replayedFromLog++;
           }
         }),

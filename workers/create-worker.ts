@@ -12,6 +12,8 @@ export interface WorkerConfig {
   maxConcurrentWorkflowTasks: number;
   /** A prebuilt bundle (tests build it once); otherwise the worker bundles workflows/ at start. */
   workflowBundle?: WorkerOptions['workflowBundle'];
+  /** The payload codec and failure converter (runtime/composition-root.ts); a prebuilt bundle must carry the same failure converter. */
+  dataConverter?: WorkerOptions['dataConverter'];
 }
 
 /** The workflow sources the worker bundles (TypeScript: the bundler compiles them). */
@@ -26,6 +28,7 @@ export async function createWorker(c: WorkerConfig): Promise<Worker> {
     taskQueue: c.taskQueue,
     activities: c.activities,
     ...(c.workflowBundle ? { workflowBundle: c.workflowBundle } : { workflowsPath: workflowsPath() }),
+    ...(c.dataConverter ? { dataConverter: c.dataConverter } : {}),
     maxConcurrentActivityTaskExecutions: c.maxConcurrentActivities,
     maxConcurrentLocalActivityExecutions: c.maxConcurrentActivities,
     maxConcurrentWorkflowTaskExecutions: c.maxConcurrentWorkflowTasks,

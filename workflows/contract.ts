@@ -4,7 +4,7 @@
  * implementation (only pure domain types and the SDK's definition helpers), so it can be read on its own, and a
  * change to it is a change to what running histories replay against (docs/workflow-versioning.md).
  */
-import { defineQuery, defineUpdate } from '@temporalio/workflow';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { AnalysisFinding, AnalysisReport } from '../domain/analysis-report';
 import type { DeliveryOptions, LocalSendTime } from '../domain/delivery-options';
 import type { DeliveryPhase } from '../domain/delivery-lifecycle';
@@ -49,6 +49,16 @@ export interface DeliveryTunables {
   maxIdleRefreshMs: number;
   /** History length after which a sending delivery continues as new. */
   historyEventsBeforeContinue: number;
+  /** How long recipient workflows wait for asynchronous feedback; absent in deliveries started before it existed. */
+  feedbackWindows?: FeedbackWindows;
+}
+
+/** How long a recipient workflow stays open for asynchronous feedback after the SMTP transaction. */
+export interface FeedbackWindows {
+  /** Direct mode: after the receiving MX accepted (a late bounce can still turn sent into failed). 0: close at once. */
+  afterAcceptedMs: number;
+  /** Relay mode: after the smart host accepted, until a delivery report arrives; with none, the recipient counts as sent. */
+  relayConfirmationMs: number;
 }
 
 export interface DeliveryWorkflowInput {
@@ -217,6 +227,7 @@ export interface RecipientBatchInput {
   deliveryId: string;
   validityEndsAtMs: number;
   recipients: HandedOverRecipient[];
+  feedbackWindows?: FeedbackWindows;
 }
 
 export interface RecipientWorkflowInput {
@@ -226,7 +237,29 @@ export interface RecipientWorkflowInput {
   validityEndsAtMs: number;
   /** Local-time sending: the message waits until then (epoch ms). */
   sendAtMs?: number | null;
+  /** Absent (recipients started before feedback windows existed): the workflow ends with the SMTP transaction. */
+  feedbackWindows?: FeedbackWindows;
 }
+
+/** Asynchronous feedback about one recipient (a DSN, a complaint, a delivery report), signalled by the inbound side. */
+export interface RecipientFeedback {
+  /** Epoch ms when the inbound message was received. */
+  receivedAtMs: number;
+  /** hard, soft, ignored, complaint or delivered (mail/inbound/inbound-classification.ts). */
+  type: 'hard' | 'soft' | 'ignored' | 'complaint' | 'delivered';
+  reason: FailureReason | null;
+  /** RFC 3464 Action, when the message was a DSN. */
+  action: string | null;
+  /** Enhanced status code. */
+  status: string | null;
+  remoteMta: string | null;
+  /** The recipient's row in the delivery log after the feedback was applied: the workflow mirrors it. */
+  after: { status: EfsStatus; failureType: FailureType | null; failureReason: FailureReason | null };
+  /** Id of the stored inbound message (GET /api/inbound/:id). */
+  inboundMessageId: string;
+}
+
+export const recipientFeedbackSignal = defineSignal<[RecipientFeedback]>('feedback');
 
 export interface RecipientStateView {
   deliveryId: string;
@@ -241,6 +274,12 @@ export interface RecipientStateView {
   nextRetryAtMs: number | null;
   retryWindowEndsAtMs: number;
   lastReply: SmtpReply | null;
+  /** Asynchronous feedback received while the workflow was open, oldest first. */
+  feedback?: RecipientFeedback[];
+  /** While set, the workflow waits for feedback until then (relay confirmation window, or late bounces in direct mode). */
+  feedbackWindowEndsAtMs?: number | null;
+  /** Who said the current status: smtp (the reply), dsn, complaint, confirmation_window (relay mode, no report). */
+  statusSource?: string | null;
 }
 
 export const recipientStateQuery = defineQuery<RecipientStateView>('recipientState');
@@ -350,6 +389,17 @@ export interface SendOutcome {
   retryInMs: number | null;
   /** True when this result was read back from the log instead of sent now (activity retry after a crash). */
   replayed: boolean;
+  /** Relay mode: the smart host accepted; the recipient stays taken_into_account until a report or the window's end. */
+  awaitingReport?: boolean;
+}
+
+/** The recipient's row after its relay confirmation window ended (sent unless a report said otherwise). */
+export interface ConfirmedRecipient {
+  status: EfsStatus;
+  failureType: FailureType | null;
+  failureReason: FailureReason | null;
+  /** True when this call made it sent (no report arrived); false when a report had already decided. */
+  confirmedByWindow: boolean;
 }
 
 export interface CreateFromTemplateInput {
@@ -388,6 +438,8 @@ export interface RecipientActivities {
   signRecipientMessage(input: SignInput): Promise<SignResult>;
   /** One SMTP attempt, recorded before and after, never repeated once the receiver accepted the message. */
   sendRecipientMessage(input: SendInput): Promise<SendOutcome>;
+  /** Relay mode, window over with no report: taken_into_account → sent (source confirmation_window), idempotent. */
+  confirmAfterReportWindow(input: { deliveryId: string; recipientId: number }): Promise<ConfirmedRecipient>;
 }
 
 export interface ProofActivities {

@@ -159,7 +159,7 @@ async function handOverWaves(run: DeliveryRun): Promise<Ending> {
       await executeChild(recipientBatchWorkflow, {
         workflowId: recipientBatchWorkflowId(deliveryWorkflowId(run.deliveryId), batchNo),
         typedSearchAttributes: [{ key: DeliveryIdAttribute, value: run.deliveryId }],
-        args: [{ deliveryId: run.deliveryId, validityEndsAtMs, recipients: page }],
+        args: [{ deliveryId: run.deliveryId, validityEndsAtMs, recipients: page, feedbackWindows: run.tunables.feedbackWindows }],
       });
       view.batchesStarted = batchNo;
       view.handedOverUpToRecipientId = page[page.length - 1].recipientId;

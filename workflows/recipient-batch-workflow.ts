@@ -11,7 +11,16 @@ export async function recipientBatchWorkflow(input: RecipientBatchInput): Promis
       try {
         await startChild(recipientWorkflow, {
           workflowId: recipientWorkflowId(input.deliveryId, r.recipientId),
-          args: [{ deliveryId: input.deliveryId, recipientId: r.recipientId, domain: r.domain, validityEndsAtMs: input.validityEndsAtMs, sendAtMs: r.sendAtMs }],
+          args: [
+            {
+              deliveryId: input.deliveryId,
+              recipientId: r.recipientId,
+              domain: r.domain,
+              validityEndsAtMs: input.validityEndsAtMs,
+              sendAtMs: r.sendAtMs,
+              feedbackWindows: input.feedbackWindows,
+            },
+          ],
           // Recipients outlive this batch (soft-bounce retries last days); the delivery follows them through the log.
           parentClosePolicy: ParentClosePolicy.ABANDON,
           // A page handed over twice (activity retry, continue-as-new) must never start a second message for a recipient.

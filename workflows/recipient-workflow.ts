@@ -1,11 +1,22 @@
-/** One recipient's message: sign, send, qualify, retry soft bounces on durable timers until the retry window ends. */
-import { proxyLocalActivities, setHandler, sleep, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+/**
+ * One recipient's message: sign, send, qualify, retry soft bounces on durable timers until the retry window ends,
+ * then stay open for asynchronous feedback for a while (relay mode: until a delivery report or the confirmation
+ * window's end; direct mode: late bounces), so that the query and the search attributes stay the live truth.
+ */
+import { condition, patched, proxyLocalActivities, setHandler, sleep, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import { retryWindowEnd } from '../domain/retry-schedule';
-import { recipientStateQuery, type RecipientActivities, type RecipientStateView, type RecipientWorkflowInput } from './contract';
+import {
+  recipientFeedbackSignal,
+  recipientStateQuery,
+  type RecipientActivities,
+  type RecipientFeedback,
+  type RecipientStateView,
+  type RecipientWorkflowInput,
+} from './contract';
 import { EfsStatusAttribute, FailureReasonAttribute } from './search-attributes';
 
 // Signing is CPU work on data the worker already has: a local activity saves three history events per recipient.
-const { signRecipientMessage } = proxyLocalActivities<RecipientActivities>({
+const { signRecipientMessage, confirmAfterReportWindow } = proxyLocalActivities<RecipientActivities>({
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 10 },
 });
@@ -18,6 +29,9 @@ const { sendRecipientMessage } = proxyLocalActivities<RecipientActivities>({
   startToCloseTimeout: '5 minutes',
   retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumInterval: '2 minutes', maximumAttempts: 30 },
 });
+
+/** Feedback entries kept in the query view: a recipient rarely gets more than two; a loop of auto-replies must not grow the state. */
+const MAX_FEEDBACK_KEPT = 20;
 
 export async function recipientWorkflow(input: RecipientWorkflowInput): Promise<RecipientStateView> {
   const handedOverAtMs = workflowInfo().runStartTime.getTime();
@@ -33,8 +47,34 @@ export async function recipientWorkflow(input: RecipientWorkflowInput): Promise<
     nextRetryAtMs: null,
     retryWindowEndsAtMs: retryWindowEnd(input.validityEndsAtMs, handedOverAtMs),
     lastReply: null,
+    feedback: [],
+    feedbackWindowEndsAtMs: null,
+    statusSource: null,
   };
   setHandler(recipientStateQuery, () => state);
+
+  /** Mirrors a status the delivery log now holds; the search attributes follow it (a null value removes one). */
+  function setStatus(next: Pick<RecipientStateView, 'status' | 'failureType' | 'failureReason'>, source: string): void {
+    const changed = next.status !== state.status || next.failureReason !== state.failureReason;
+    state.status = next.status;
+    state.failureType = next.failureType;
+    state.failureReason = next.failureReason;
+    state.statusSource = source;
+    if (changed) {
+      upsertSearchAttributes([
+        { key: EfsStatusAttribute, value: state.status },
+        { key: FailureReasonAttribute, value: state.failureReason },
+      ]);
+    }
+  }
+
+  // The inbound side has already applied the feedback to the delivery log (the law is the EFS table there); the
+  // workflow shows it. A complaint or an auto-reply leaves the status as it is.
+  setHandler(recipientFeedbackSignal, (feedback: RecipientFeedback) => {
+    state.feedback!.push(feedback);
+    if (state.feedback!.length > MAX_FEEDBACK_KEPT) state.feedback!.shift();
+    if (feedback.type !== 'complaint' && feedback.type !== 'ignored') setStatus(feedback.after, 'dsn');
+  });
 
   // Local-time sending: a durable timer holds the message until the recipient's wall clock reads the chosen time.
   if (input.sendAtMs) {
@@ -44,6 +84,7 @@ export async function recipientWorkflow(input: RecipientWorkflowInput): Promise<
 
   const { dkimSignature } = await signRecipientMessage({ deliveryId: input.deliveryId, recipientId: input.recipientId });
 
+  let awaitingReport = false;
   for (;;) {
     const outcome = await sendRecipientMessage({
       deliveryId: input.deliveryId,
@@ -58,25 +99,36 @@ export async function recipientWorkflow(input: RecipientWorkflowInput): Promise<
       await sleep(outcome.retryInMs ?? 5_000);
       continue;
     }
-    const changed = outcome.status !== state.status || outcome.failureReason !== state.failureReason;
     state.attempts = outcome.attempt;
-    state.status = outcome.status;
-    state.failureType = outcome.failureType;
-    state.failureReason = outcome.failureReason;
     state.retryClass = outcome.retryClass;
     state.lastReply = outcome.reply;
     state.nextRetryAtMs = outcome.nextRetryAt;
-    if (changed) {
-      // Lets the Web UI list, say, every failed + mailbox_full recipient of a delivery. A null value removes the attribute.
-      upsertSearchAttributes([
-        { key: EfsStatusAttribute, value: state.status },
-        { key: FailureReasonAttribute, value: state.failureReason },
-      ]);
-    }
+    // Lets the Web UI list, say, every failed + mailbox_full recipient of a delivery.
+    setStatus(outcome, outcome.awaitingReport ? 'relay' : 'smtp');
+    awaitingReport = outcome.awaitingReport === true;
     if (outcome.nextRetryAt === null) break;
     // Measured on the workflow clock when the outcome arrives, so time lost to activity retries is not added again.
     await sleep(Math.max(0, outcome.nextRetryAt - Date.now()));
     state.nextRetryAtMs = null;
+  }
+
+  // Recipients started before feedback windows existed end here, as they always did.
+  const windows = input.feedbackWindows;
+  if (windows && patched('feedback-window')) {
+    if (awaitingReport) {
+      // Relay mode: sent only once a report says so, or when the window ends with none (recorded as such).
+      state.feedbackWindowEndsAtMs = Date.now() + windows.relayConfirmationMs;
+      const reported = windows.relayConfirmationMs > 0 && (await condition(() => state.status !== 'taken_into_account', windows.relayConfirmationMs));
+      if (!reported) {
+        const confirmed = await confirmAfterReportWindow({ deliveryId: input.deliveryId, recipientId: input.recipientId });
+        setStatus(confirmed, confirmed.confirmedByWindow ? 'confirmation_window' : 'dsn');
+      }
+    } else if (state.status === 'sent' && windows.afterAcceptedMs > 0) {
+      // Direct mode: a late bounce can still turn sent into failed; after a failure nothing else can change.
+      state.feedbackWindowEndsAtMs = Date.now() + windows.afterAcceptedMs;
+      await condition(() => state.status === 'failed', windows.afterAcceptedMs);
+    }
+    state.feedbackWindowEndsAtMs = null;
   }
   return state;
 }

@@ -61,9 +61,10 @@ export const qualificationRuleSchema = z
     if (rule.code === null && rule.enhancedCode === null && rule.pattern === null && !rule.domain) {
       ctx.addIssue({ code: 'custom', message: 'a rule needs at least one condition (code, enhancedCode, pattern or domain)' });
     }
-    if (rule.type === 'soft' && rule.retryClass === 'none') {
-      ctx.addIssue({ code: 'custom', path: ['retryClass'], message: 'a soft rule needs a retry class other than "none"' });
-    }
+    // The type says what the failure means for the address, the retry class whether this message is tried again:
+    // a soft failure may be final for the message (a 5xx spam refusal: soft, retryClass "none"). Two combinations
+    // make no sense: an ignored failure is never retried, and a hard failure (the address will never work) leaves
+    // nothing to retry.
     if (rule.type !== 'soft' && rule.retryClass !== 'none') {
       ctx.addIssue({ code: 'custom', path: ['retryClass'], message: `a ${rule.type} rule is never retried: retryClass must be "none"` });
     }

@@ -20,6 +20,11 @@ export interface Envelope {
   from: string;
   to: string;
   domain: string;
+  /**
+   * SMTP DSN (RFC 3461) envelope id, sent as ENVID to servers that offer DSN: a returned report carries it as
+   * Original-Envelope-Id, which attributes the report when its return path was rewritten.
+   */
+  envelopeId?: string;
 }
 
 /** Replies that say nothing about the recipient: the next MX host may do better. */
@@ -88,7 +93,7 @@ export class SmtpSender {
 
   private async sendTo(target: MxTarget, relay: boolean, envelope: Envelope, raw: Buffer): Promise<SmtpReply> {
     try {
-      const info = await this.transport(target, relay).sendMail({ envelope: { from: envelope.from, to: [envelope.to] }, raw });
+      const info = await this.transport(target, relay).sendMail({ envelope: { from: envelope.from, to: [envelope.to] }, raw, dsn: this.dsnFor(envelope, relay) });
       return parseSmtpReply(info.response ?? '250', target.host, 'DATA');
     } catch (e) {
       const err = e as Error & { responseCode?: number; response?: string; code?: string; command?: string };
@@ -103,6 +108,16 @@ export class SmtpSender {
         command: err.command ?? 'CONN',
       };
     }
+  }
+
+  /**
+   * DSN parameters (used only when the server offers DSN). Relay mode asks for success reports too: the smart host's
+   * 250 is not delivery, and a report from the last DSN-capable hop is what makes a recipient sent. Direct mode asks
+   * for failures and delays only: the receiving MX's 250 is delivery. Headers only are returned, never the body.
+   */
+  private dsnFor(envelope: Envelope, relay: boolean) {
+    if (!envelope.envelopeId) return undefined;
+    return { id: envelope.envelopeId, return: 'headers', notify: relay ? ['success', 'failure', 'delay'] : ['failure', 'delay'], recipient: envelope.to };
   }
 
   close(): void {

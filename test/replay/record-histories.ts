@@ -507,6 +507,57 @@ describe('record replay histories', () => {
   );
 
   step(
+    'recipient-late-bounce',
+    90_000,
+    async () => {
+      // Direct mode, the workflow open for late feedback: 250, then the sandbox's DSN reaches the inbound listener.
+      const late = await startHarness({ env: { ...BASE_ENV, LATE_FEEDBACK_WINDOW_SECONDS: '60' }, inbound: { reportDelayMs: 300 } });
+      try {
+        const address = 'late-lou@feedback.example';
+        const id = await createDelivery({ name: 'replay: late bounce', recipients: [{ email: address, fields: { firstName: 'Lou' } }], autoConfirm: true }, late);
+        const rid = (await late.pool.query('SELECT recipient_id FROM delivery_recipients WHERE delivery_id = $1', [id])).rows[0].recipient_id as number;
+        await waitClosed(late.client, recipientWorkflowId(id, rid), undefined, 60_000);
+        const rec = await record('recipient-late-bounce', recipientWorkflowId(id, rid), {
+          client: late.client,
+          about: 'direct mode: accepted (250), the workflow waits for late feedback, a DSN (5.1.1) arrives by signal and turns it failed',
+        });
+        expect(count(rec.history, 'workflowExecutionSignaledEventAttributes')).toBe(1);
+      } finally {
+        await terminateLeftovers(late);
+        await late.stop();
+      }
+    },
+  );
+
+  step(
+    'recipient-relay-reports',
+    90_000,
+    async () => {
+      // Relay mode through the sandbox acting as smart host: one recipient confirmed by a DSN, one by the window's end.
+      const relay = await startHarness({ env: { ...BASE_ENV, RELAY_CONFIRMATION_WINDOW_SECONDS: '6' }, mx: { relay: true }, inbound: { reportDelayMs: 300 } });
+      try {
+        const id = await createDelivery(
+          { name: 'replay: relay reports', recipients: [{ email: 'rae@relay.example', fields: { firstName: 'Rae' } }, { email: 'quiet-quinn@relay.example', fields: { firstName: 'Quinn' } }], autoConfirm: true },
+          relay,
+        );
+        await relay.waitForPhase(id, ['completed'], 60_000);
+        const rows = await relay.pool.query('SELECT address, recipient_id FROM delivery_recipients WHERE delivery_id = $1', [id]);
+        const rid = (a: string) => rows.rows.find((r: { address: string }) => r.address === a).recipient_id as number;
+        for (const [scenario, address, about] of [
+          ['recipient-relay-confirmed-by-dsn', 'rae@relay.example', 'relay mode: the smart host accepted, its success DSN arrived by signal: sent'],
+          ['recipient-relay-confirmed-by-window', 'quiet-quinn@relay.example', 'relay mode: the smart host accepted, no report: sent when the confirmation window ended (local activity)'],
+        ] as const) {
+          await waitClosed(relay.client, recipientWorkflowId(id, rid(address)), undefined, 30_000);
+          await record(scenario, recipientWorkflowId(id, rid(address)), { client: relay.client, about });
+        }
+      } finally {
+        await terminateLeftovers(relay);
+        await relay.stop();
+      }
+    },
+  );
+
+  step(
     'recipient-deferred-site-backoff',
     60_000,
     async () => {

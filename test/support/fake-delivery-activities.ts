@@ -135,6 +135,12 @@ export function createFakeActivities(o: FakeOptions): { activities: Activities; 
       }
       return outcome;
     },
+    async confirmAfterReportWindow(input) {
+      const r = state.recipients.get(input.recipientId)!;
+      const confirmedByWindow = r.status === 'taken_into_account';
+      if (confirmedByWindow) r.status = 'sent';
+      return { status: r.status, failureType: null, failureReason: null, confirmedByWindow };
+    },
     async sendProofs(input) {
       return input.addresses.map((address) => ({ address, messageId: '<proof@example.test>', accepted: true, reply: { code: 250, enhancedCode: null, text: 'ok', mxHost: null } }));
     },

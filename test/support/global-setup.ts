@@ -14,6 +14,7 @@ import { createPool } from '../../db/pool';
 import { migrate } from '../../db/migrate';
 import { seedQualificationRules } from '../../db/qualification-rule-store';
 import { workflowsPath } from '../../workers/create-worker';
+import { workflowBundleConverterOptions } from '../../runtime/data-converter-codec';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -55,7 +56,8 @@ export default async function setup(project: TestProject) {
     await migrate(pool);
     await seedQualificationRules(pool);
     await pool.end();
-    const bundle = await bundleWorkflowCode({ workflowsPath: workflowsPath(), logger: new DefaultLogger('WARN') });
+    // The failure converter the workers use (failure messages inside sealed payloads) must be in the bundle too.
+    const bundle = await bundleWorkflowCode({ workflowsPath: workflowsPath(), ...workflowBundleConverterOptions(), logger: new DefaultLogger('WARN') });
     fs.writeFileSync(path.join(tmp, 'workflow-bundle.js'), bundle.code);
   } catch (e) {
     await teardown().catch(() => {});

@@ -1,20 +1,41 @@
 /** A test file's own slice of the real stack: pool, sandbox MX, worker on its own task queue, client, service and API. */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
 import { inject } from 'vitest';
-import { Client, Connection } from '@temporalio/client';
+import { Connection, type Client } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
 import type { Pool } from 'pg';
 import { parseSettings, type Settings } from '../../config/settings';
 import type { ActivityDependencies } from '../../activities/dependencies';
 import type { DeliveryService } from '../../api/delivery-service';
-import { buildActivityDependencies, buildApi, buildDeliveryService, buildWorker, openRuntime, type EngineRuntime } from '../../runtime/composition-root';
+import {
+  buildActivityDependencies,
+  buildApi,
+  buildDeliveryService,
+  buildInboundListener,
+  buildInboundProcessor,
+  buildTemporalClient,
+  buildWorker,
+  openRuntime,
+  type EngineRuntime,
+} from '../../runtime/composition-root';
+import type { InboundProcessor } from '../../inbound/process-inbound';
+import type { InboundSmtpListener } from '../../inbound/smtp-listener';
+import { freePort } from '../../stack/ports';
+import type { Secrets } from '../../config/secrets';
 import { SandboxMx, type SandboxMxOptions } from '../../mx-sandbox/sandbox-mx';
 import { createDeliverySchema, type CreateDeliveryInput } from '../../api/delivery-input';
 import type { DeliveryStateView } from '../../workflows/contract';
 import { deliveryStateQuery, deliveryWorkflowId } from '../../workflows/contract';
 
-export const TEST_SECRETS = { verpSecret: 'test-verp-secret-0123456789', keyEncryptionSecret: 'test-key-secret-0123456789' };
+/** A test payload key, derived from its ID (tests never depend on a generated file). */
+export const testPayloadKey = (id: string) => ({ id, key: createHash('sha256').update(`test payload key ${id}`).digest() });
+
+export const TEST_SECRETS: Secrets = {
+  verpSecret: 'test-verp-secret-0123456789',
+  keyEncryptionSecret: 'test-key-secret-0123456789',
+  payloadKeys: { currentKeyId: 'test-1', keys: [testPayloadKey('test-1')] },
+};
 
 export interface Harness {
   settings: Settings;
@@ -30,6 +51,8 @@ export interface Harness {
   /** Starts the worker (tests that kill and restart workers call it again). */
   startWorker(): Promise<void>;
   stopWorker(): Promise<void>;
+  /** The inbound SMTP listener of BOUNCE_DOMAIN, when the harness was started with `inbound: true`. */
+  inbound: { port: number; listener: InboundSmtpListener; processor: InboundProcessor } | null;
   createDelivery(input: Record<string, unknown>): Promise<string>;
   waitForPhase(deliveryId: string, phases: string[], timeoutMs?: number): Promise<DeliveryStateView>;
   stop(): Promise<void>;
@@ -37,13 +60,34 @@ export interface Harness {
 
 let runtimeInstalled = false;
 
-export async function startHarness(opts: { env?: Record<string, string>; mx?: SandboxMxOptions; worker?: boolean } = {}): Promise<Harness> {
+export async function startHarness(
+  opts: {
+    env?: Record<string, string>;
+    mx?: SandboxMxOptions;
+    worker?: boolean;
+    secrets?: Secrets;
+    apiPort?: number;
+    /** Start the inbound listener; the sandbox MX mails its late bounces, relay reports and complaints there. */
+    inbound?: boolean | { reportDelayMs?: number };
+  } = {},
+): Promise<Harness> {
   if (!runtimeInstalled) {
-    // Worker state changes at INFO would bury test output.
-    Runtime.install({ logger: new DefaultLogger('WARN') });
+    try {
+      // Worker state changes at INFO would bury test output.
+      Runtime.install({ logger: new DefaultLogger('WARN') });
+    } catch {
+      /* the test file installed its own (one that captures the worker's log) */
+    }
     runtimeInstalled = true;
   }
-  const mx = new SandboxMx({ port: 0, ...opts.mx });
+  const inboundPort = opts.inbound ? await freePort() : null;
+  const bounceDomain = opts.env?.BOUNCE_DOMAIN ?? 'bounces.localhost';
+  const reportDelayMs = typeof opts.inbound === 'object' ? opts.inbound.reportDelayMs : undefined;
+  const mx = new SandboxMx({
+    port: 0,
+    ...(inboundPort ? { reports: { host: '127.0.0.1', port: inboundPort, complaintsTo: `fbl@${bounceDomain}`, delayMs: reportDelayMs } } : {}),
+    ...opts.mx,
+  });
   const { port } = await mx.start();
   const taskQueue = `test-${randomUUID()}`;
   const settings = parseSettings({
@@ -57,21 +101,32 @@ export async function startHarness(opts: { env?: Record<string, string>; mx?: Sa
     SMTP_CONNECT_TIMEOUT_MS: '5000',
     SMTP_GREETING_TIMEOUT_MS: '5000',
     SMTP_SOCKET_TIMEOUT_MS: '10000',
+    // Recipient workflows close with their SMTP transaction unless a test waits for late feedback.
+    LATE_FEEDBACK_WINDOW_SECONDS: '0',
+    // The sandbox acting as the smart host (relay option): relay mode through it.
+    ...(opts.mx?.relay ? { SEND_MODE: 'relay', SMTP_RELAY_HOST: '127.0.0.1', SMTP_RELAY_PORT: String(port), SMTP_RELAY_TLS_VERIFY: 'false' } : {}),
     ...opts.env,
   });
   // The global setup migrated and seeded the database once.
-  const runtime = await openRuntime(settings, { secrets: TEST_SECRETS, poolSize: 10, prepareDatabase: false });
+  const runtime = await openRuntime(settings, { secrets: opts.secrets ?? TEST_SECRETS, poolSize: 10, prepareDatabase: false });
   const pool = runtime.pool;
   const deps = buildActivityDependencies(runtime);
   await deps.rules.start();
   const connection = await Connection.connect({ address: settings.TEMPORAL_ADDRESS });
-  const client = new Client({ connection });
+  const client = buildTemporalClient(runtime, connection);
   const service = buildDeliveryService(runtime, client, taskQueue);
   const app = buildApi(runtime, { service, client, taskQueue });
   const server: Server = await new Promise((resolve) => {
-    const s = app.listen(0, '127.0.0.1', () => resolve(s));
+    const s = app.listen(opts.apiPort ?? 0, '127.0.0.1', () => resolve(s));
   });
   const apiUrl = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  let inbound: Harness['inbound'] = null;
+  if (inboundPort) {
+    const processor = buildInboundProcessor(runtime, client);
+    const listener = buildInboundListener(runtime, processor, { port: inboundPort, host: '127.0.0.1' });
+    await listener.start();
+    inbound = { port: inboundPort, listener, processor };
+  }
 
   let nativeConnection: NativeConnection | null = null;
   let worker: Worker | null = null;
@@ -87,6 +142,7 @@ export async function startHarness(opts: { env?: Record<string, string>; mx?: Sa
     deps,
     taskQueue,
     apiUrl,
+    inbound,
     async startWorker() {
       nativeConnection ??= await NativeConnection.connect({ address: settings.TEMPORAL_ADDRESS });
       worker = await buildWorker(runtime, {
@@ -129,8 +185,9 @@ export async function startHarness(opts: { env?: Record<string, string>; mx?: Sa
         server.close(() => r());
         server.closeAllConnections();
       });
-      await connection.close();
       await mx.stop();
+      await inbound?.listener.stop();
+      await connection.close();
       await runtime.close();
     },
   };

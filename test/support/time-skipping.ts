@@ -4,6 +4,8 @@ import { temporal } from '@temporalio/proto';
 import { parseSettings } from '../../config/settings';
 import { locateTemporalTestServer } from '../../stack/temporal-test-server';
 import { ALL_SEARCH_ATTRIBUTES } from '../../workflows/search-attributes';
+import { temporalDataConverter } from '../../runtime/composition-root';
+import { TEST_SECRETS } from './harness';
 
 export async function startTimeSkippingEnv(): Promise<TestWorkflowEnvironment> {
   const settings = parseSettings(process.env);
@@ -12,7 +14,12 @@ export async function startTimeSkippingEnv(): Promise<TestWorkflowEnvironment> {
   let env: TestWorkflowEnvironment | undefined;
   for (let attempt = 1; !env; attempt++) {
     try {
-      env = await TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path: serverPath } } });
+      env = await TestWorkflowEnvironment.createTimeSkipping({
+        server: { executable: { type: 'existing-path', path: serverPath } },
+        // Workers built by the composition root seal their payloads with TEST_SECRETS' key; tests also run plain SDK
+        // workers with fake activities here. This client opens sealed payloads and sends plain ones, which both read.
+        client: { dataConverter: temporalDataConverter(TEST_SECRETS, { sealOutgoing: false }) },
+      });
     } catch (e) {
       if (attempt >= 3 || !/did not start within/.test(String((e as Error).message))) throw e;
     }

@@ -1,0 +1,3 @@
+module durable-email-delivery/stack/cluster/tools
+
+go 1.24
