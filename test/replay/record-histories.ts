@@ -516,6 +516,8 @@ describe('record replay histories', () => {
         const address = 'late-lou@feedback.example';
         const id = await createDelivery({ name: 'replay: late bounce', recipients: [{ email: address, fields: { firstName: 'Lou' } }], autoConfirm: true }, late);
         const rid = (await late.pool.query('SELECT recipient_id FROM delivery_recipients WHERE delivery_id = $1', [id])).rows[0].recipient_id as number;
+        // The delivery completes once the 250 is in; the recipient workflow then closes when the DSN has failed it.
+        await late.waitForPhase(id, ['completed'], 60_000);
         await waitClosed(late.client, recipientWorkflowId(id, rid), undefined, 60_000);
         const rec = await record('recipient-late-bounce', recipientWorkflowId(id, rid), {
           client: late.client,
