@@ -11,6 +11,8 @@ import path from 'node:path';
 import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
 import { ALL_SEARCH_ATTRIBUTES } from '../../workflows/search-attributes';
 import { workflowsPath } from '../../workers/create-worker';
+// The failure converter seals failure messages (they quote SMTP replies): a prebuilt bundle must carry it.
+import { workflowBundleConverterOptions } from '../../runtime/data-converter-codec';
 import { startEmbeddedPostgres, type PostgresHandle } from '../postgres';
 import { freePort } from '../ports';
 import { StartupError } from '../startup-error';
@@ -279,7 +281,7 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
 
     // --- the workflow bundle, built once as the image build does ---
     const bundlePath = path.join(o.dir, 'workflow-bundle.js');
-    const bundle = await bundleWorkflowCode({ workflowsPath: workflowsPath(), logger: new DefaultLogger('WARN') });
+    const bundle = await bundleWorkflowCode({ workflowsPath: workflowsPath(), ...workflowBundleConverterOptions(), logger: new DefaultLogger('WARN') });
     fs.writeFileSync(bundlePath, bundle.code);
 
     // --- the api and worker services ---
