@@ -36,7 +36,8 @@ export function createDeliveryRouter(service: DeliveryService): Router {
     const id = deliveryIdParam(req);
     const row = await service.store.get(id);
     if (!row) throw new NotFoundError(`delivery ${id} does not exist`);
-    const view = await service.workflowView(id);
+    // Temporal unreachable: the delivery log still answers (kpisSource says so), rather than a 5xx after 20 s.
+    const { view, temporalUnavailable } = await service.liveView(id);
     // KPIs come from the workflow's query while it runs. Once it has ended (or its history is gone) the delivery log is
     // the truth: late bounces and relay reports still change it after the delivery workflow completed.
     const running = view !== null && !isEndedPhase(view.phase);
@@ -55,6 +56,7 @@ export function createDeliveryRouter(service: DeliveryService): Router {
       completedAt: row.completedAt,
       kpis,
       kpisSource: running && view.kpis ? 'workflow' : 'delivery_log',
+      temporalUnavailable,
       kpisAt: view?.kpisAtMs ? new Date(view.kpisAtMs).toISOString() : null,
       analysis: row.analysis,
       paused: view?.paused ?? row.state === 'paused',

@@ -1,6 +1,17 @@
 /** Creating and controlling deliveries: the store and the workflow kept consistent (never a half-created delivery). */
 import type { Client } from '@temporalio/client';
-import { WorkflowFailedError, WorkflowUpdateFailedError, WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
+import {
+  isGrpcDeadlineError,
+  isGrpcServiceError,
+  ServiceError,
+  WorkflowFailedError,
+  WorkflowUpdateFailedError,
+  WorkflowNotFoundError,
+  type WorkflowHandle,
+} from '@temporalio/client';
+
+/** How long a read waits for the workflow's query before it answers from the delivery log. */
+const LIVE_VIEW_DEADLINE_MS = 5_000;
 import { randomUUID } from 'node:crypto';
 import type { Settings } from '../config/settings';
 import type { Stores } from '../db/stores';
@@ -96,6 +107,20 @@ export class DeliveryService {
       return await this.handle(id).query(deliveryStateQuery);
     } catch (e) {
       if (e instanceof WorkflowNotFoundError) return null;
+      throw e;
+    }
+  }
+
+  /**
+   * The workflow's live view, or why there is none: `unavailable` when Temporal does not answer within a few seconds
+   * (a restart, an outage), so that a read can fall back to the delivery log at once instead of failing after the
+   * client's default 20-second deadline.
+   */
+  async liveView(id: string): Promise<{ view: DeliveryStateView | null; temporalUnavailable: boolean }> {
+    try {
+      return { view: await this.o.client.withDeadline(Date.now() + LIVE_VIEW_DEADLINE_MS, () => this.workflowView(id)), temporalUnavailable: false };
+    } catch (e) {
+      if (e instanceof ServiceError || isGrpcServiceError(e) || isGrpcDeadlineError(e)) return { view: null, temporalUnavailable: true };
       throw e;
     }
   }

@@ -83,7 +83,12 @@ function reasonAgrees(expected: Expected, r: InboundRecipientResult): boolean {
   return r.reason === expected.reason || (r.reason !== null && (expected.also ?? []).includes(r.reason));
 }
 
-describe.skipIf(!existsSync(CORPUS))('bounce corpus', () => {
+describe('bounce corpus', () => {
+  it('is where the project expects it (../shared/bounces beside the project folder)', () => {
+    // A missing corpus must fail, not skip: the figures below are the issue's acceptance.
+    expect(existsSync(join(CORPUS, 'manifest.tsv')), `no bounce corpus at ${CORPUS}`).toBe(true);
+  });
+
   it('agrees with the reference on hard/soft (>= 97 %) and on the reason (>= 90 %)', async () => {
     const rows = manifest();
     const byFile = new Map<string, InboundRecipientResult[]>();
