@@ -50,6 +50,11 @@ function rfc5322Date(d: Date): string {
   return d.toUTCString().replace('GMT', '+0000');
 }
 
+/** The last part of a report: the original message's headers, and the closing boundary. */
+function returnedHeadersPart(boundary: string, headers: string): string[] {
+  return [`--${boundary}`, 'Content-Type: text/rfc822-headers', '', headers, `--${boundary}--`, ''];
+}
+
 /** The header block and the first body part's header of a multipart/report: what both report kinds share. */
 function reportHead(o: { from: string; to: string; subject: string; date: Date; domain: string; reportType: string; boundary: string; autoSubmitted: boolean }): string[] {
   return [
@@ -113,12 +118,7 @@ export function buildDsn(o: {
     '',
     perRecipient.join(CRLF + CRLF),
     '',
-    `--${b}`,
-    'Content-Type: text/rfc822-headers',
-    '',
-    o.originalHeaders,
-    `--${b}--`,
-    '',
+    ...returnedHeadersPart(b, o.originalHeaders),
   ];
   return Buffer.from(lines.join(CRLF), 'utf8');
 }
@@ -151,12 +151,7 @@ export function buildArf(o: { reportingDomain: string; to: string; originalMailF
     `Arrival-Date: ${rfc5322Date(date)}`,
     `Reported-Domain: ${o.originalMailFrom.slice(o.originalMailFrom.lastIndexOf('@') + 1)}`,
     '',
-    `--${b}`,
-    'Content-Type: text/rfc822-headers',
-    '',
-    o.originalHeaders,
-    `--${b}--`,
-    '',
+    ...returnedHeadersPart(b, o.originalHeaders),
   ];
   return Buffer.from(lines.join(CRLF), 'utf8');
 }
