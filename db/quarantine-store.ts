@@ -24,6 +24,12 @@ export interface DenylistEntry {
   createdAt: Date;
 }
 
+/** A quarantine that still keeps its address out of deliveries (an expired one does not; analysis uses the same test). */
+const LIVE_QUARANTINE = '(quarantined AND (expires_at IS NULL OR expires_at > now()))';
+
+const QUARANTINE_COLUMNS = `address_key AS address, reason, error_count AS "errorCount", ${LIVE_QUARANTINE} AS quarantined, source,
+  first_failure_at AS "firstFailureAt", last_failure_at AS "lastFailureAt", quarantined_at AS "quarantinedAt", expires_at AS "expiresAt"`;
+
 export class QuarantineStore {
   constructor(private readonly pool: Pool) {}
 
@@ -33,15 +39,11 @@ export class QuarantineStore {
    */
   async list(opts: { after?: string; limit: number; search?: string; reason?: string; counting?: boolean }): Promise<QuarantineEntry[]> {
     const r = await this.pool.query<QuarantineEntry>(
-      `SELECT address_key AS address, reason, error_count AS "errorCount",
-         (quarantined AND (expires_at IS NULL OR expires_at > now())) AS quarantined, source,
-         first_failure_at AS "firstFailureAt", last_failure_at AS "lastFailureAt", quarantined_at AS "quarantinedAt", expires_at AS "expiresAt"
-       FROM address_quarantine
+      `SELECT ${QUARANTINE_COLUMNS} FROM address_quarantine
        WHERE ($1::text IS NULL OR address_key > $1)
          AND ($3::text IS NULL OR strpos(address_key, lower($3)) > 0)
          AND ($4::text IS NULL OR reason = $4)
-         AND CASE WHEN $5::boolean THEN NOT (quarantined AND (expires_at IS NULL OR expires_at > now())) AND error_count > 0
-                  ELSE quarantined AND (expires_at IS NULL OR expires_at > now()) END
+         AND CASE WHEN $5::boolean THEN NOT ${LIVE_QUARANTINE} AND error_count > 0 ELSE ${LIVE_QUARANTINE} END
        ORDER BY address_key LIMIT $2`,
       [opts.after ?? null, opts.limit, opts.search ?? null, opts.reason ?? null, opts.counting ?? false],
     );
@@ -50,10 +52,7 @@ export class QuarantineStore {
 
   async get(addressKey: string): Promise<QuarantineEntry | null> {
     const one = await this.pool.query<QuarantineEntry>(
-      `SELECT address_key AS address, reason, error_count AS "errorCount",
-         (quarantined AND (expires_at IS NULL OR expires_at > now())) AS quarantined, source,
-         first_failure_at AS "firstFailureAt", last_failure_at AS "lastFailureAt", quarantined_at AS "quarantinedAt", expires_at AS "expiresAt"
-       FROM address_quarantine WHERE address_key = $1`,
+      `SELECT ${QUARANTINE_COLUMNS} FROM address_quarantine WHERE address_key = $1`,
       [addressKey],
     );
     return one.rows[0] ?? null;
