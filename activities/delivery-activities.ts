@@ -3,6 +3,7 @@ import { Context } from '@temporalio/activity';
 import type { ActivityDependencies } from './dependencies';
 import type { DeliveryActivities } from '../workflows/contract';
 import { isValidTimeZone, nextLocalTime } from '../domain/local-send-time';
+import { safetyStopVerdict } from '../domain/safety-stop';
 
 /** Recipients cancelled per statement: about a second each on this machine, so a heartbeat goes out between them. */
 const CANCEL_CHUNK = 50_000;
@@ -18,7 +19,7 @@ export function createDeliveryActivities(deps: ActivityDependencies): Omit<Deliv
     },
 
     async setDeliveryPhase(input) {
-      await deps.deliveries.setState(input.deliveryId, input.phase);
+      await deps.deliveries.setState(input.deliveryId, input.phase, input.pauseReason ?? null);
     },
 
     async claimRecipientPage(input) {
@@ -33,8 +34,13 @@ export function createDeliveryActivities(deps: ActivityDependencies): Omit<Deliv
       return handed;
     },
 
+    // The safety stop is judged with the KPIs, on the delivery's last N finished attempts (one indexed query), and only
+    // while it is sending: the workflow pauses itself on the verdict (workflows/delivery-run.ts).
     async readDeliveryKpis(input) {
-      return deps.log.kpis(input.deliveryId);
+      const policy = deps.safetyStop;
+      const [kpis, recent] = await Promise.all([deps.log.kpis(input.deliveryId), policy ? deps.log.recentAttempts(input.deliveryId, policy.minAttempts) : null]);
+      const verdict = recent && policy ? safetyStopVerdict(recent, policy) : null;
+      return verdict ? { ...kpis, safetyStop: verdict } : kpis;
     },
 
     // A regular activity, not a local one: a million pending rows take tens of seconds, far past a workflow task.

@@ -6,7 +6,8 @@ import { createSendingActivities } from './sending-activities';
 import { createAnalysisActivities } from './delivery-analysis';
 import { createProofActivities } from './proof-activities';
 import { createRecurringActivities } from './recurring-activities';
+import { createWebhookActivities } from './webhook-activities';
 
 export function createActivities(deps: ActivityDependencies): Activities {
-  return { ...createAnalysisActivities(deps), ...createDeliveryActivities(deps), ...createSendingActivities(deps), ...createProofActivities(deps), ...createRecurringActivities(deps) };
+  return { ...createAnalysisActivities(deps), ...createDeliveryActivities(deps), ...createSendingActivities(deps), ...createProofActivities(deps), ...createRecurringActivities(deps), ...createWebhookActivities(deps) };
 }

@@ -1,5 +1,6 @@
 /** Activities of the recipient workflow: DKIM-sign the rebuilt message, send it, and record what happened. */
 import { ApplicationFailure, Context } from '@temporalio/activity';
+import { ApplicationFailureCategory } from '@temporalio/common';
 import type { ActivityDependencies } from './dependencies';
 import type { SigningKey } from '../mail/dkim/keys';
 import { signMessage, DkimSigningError } from '../mail/dkim/signer';
@@ -7,6 +8,10 @@ import { transitionAfterAttempt, transitionAfterRelayAccepted, type AttemptOutco
 import type { DeliveryPhase } from '../domain/delivery-lifecycle';
 import { quarantineEffect } from '../domain/quarantine-policy';
 import { nextRetryAt } from '../domain/retry-schedule';
+import type { Qualification } from '../domain/failure';
+import type { SmtpReply } from '../domain/smtp-reply';
+import { dnsReply } from '../mail/smtp/sender';
+import type { Admission, SitePermit, SiteReservation } from '../mail/mx/site-budget';
 import type { ConfirmedRecipient, RecipientActivities, SendInput, SendOutcome } from '../workflows/contract';
 
 const KEY_CACHE_MS = 60_000;
@@ -43,6 +48,12 @@ async function heartbeating<T>(work: Promise<T>): Promise<T> {
 function envelopeIdOf(verp: string): string {
   return verp.slice(0, verp.lastIndexOf('@'));
 }
+
+/** The message's site has no budget for it before its retry window ends: final, recorded without an SMTP transaction. */
+const BUDGET_EXPIRED: Qualification = Object.freeze({ type: 'soft', reason: 'unreachable', retryClass: 'none', ruleId: 'site-budget-expired' });
+
+/** Thrown by the regular send activity while its site has no budget: the server retries it at the slot (no history event). */
+export const SITE_BUDGET_WAIT = 'SiteBudgetWait';
 
 /** Nothing was sent and no attempt is counted: the workflow waits `inMs` and tries the same attempt again. */
 function deferred(why: string, inMs: number): SendOutcome {
@@ -102,18 +113,69 @@ export function createSendingActivities(deps: ActivityDependencies): RecipientAc
     },
 
     /** One SMTP attempt, recorded before and after, never repeated once the receiver accepted the message. */
-    async sendRecipientMessage(input: SendInput): Promise<SendOutcome> {
-      const startedAt = Date.now();
-      // Pause stops new messages, not retries already planned (their timers keep running and they are sent).
-      if (input.attempt === 1 && (await deliveryPhase(input.deliveryId)) === 'paused') return deferred('delivery paused', PAUSED_RECHECK_MS);
-      const msg = await heartbeating(deps.messages.build(input.deliveryId, input.recipientId));
-      // A site that throttled us is left alone until its back-off ends, by every worker; this is not an attempt.
-      const backoff = await deps.siteBackoff.current(msg.domain);
-      const clock = () => input.workflowNowMs + (Date.now() - startedAt);
-      if (backoff.untilMs > clock() && backoff.untilMs < input.retryWindowEndsAt) {
-        // Spread the held messages over a few seconds after the back-off so they do not all return at once.
-        return deferred(`receiving site ${msg.domain} is backed off after throttling`, backoff.untilMs - clock() + Math.round(deps.random() * 6_000));
+    sendRecipientMessage(input: SendInput): Promise<SendOutcome> {
+      return attempt(input, false);
+    },
+
+    /**
+     * The same attempt as a regular activity, for a message whose site had no budget within the local activity's wait:
+     * while the site still has none it fails with a retryable SiteBudgetWait whose nextRetryDelay is the time to its
+     * reserved slot, so the server holds it (no workflow task, no history event, no polling loop).
+     */
+    sendRecipientMessageWhenSiteAllows(input: SendInput): Promise<SendOutcome> {
+      return attempt(input, true);
+    },
+  };
+
+  async function attempt(input: SendInput, remote: boolean): Promise<SendOutcome> {
+    const startedAt = Date.now();
+    const info = remote ? Context.current().info : null;
+    // The engine clock: the workflow's when it scheduled this attempt, or the server's when it scheduled this retry of
+    // the regular activity (a time-skipping test server moves both), plus the time spent here.
+    const base = info && info.currentAttemptScheduledTimestampMs > 0 ? Math.max(input.workflowNowMs, info.currentAttemptScheduledTimestampMs) : input.workflowNowMs;
+    const clock = () => base + (Date.now() - startedAt);
+    /** The regular activity waits server-side: a retryable failure with the delay, the reservation kept in its heartbeat. */
+    const waitServerSide = (why: string, inMs: number, reservation: SiteReservation | null): never => {
+      Context.current().heartbeat({ reservation });
+      // BENIGN: an expected wait, logged by the SDK at debug level, not as a failed activity.
+      throw ApplicationFailure.create({
+        type: SITE_BUDGET_WAIT,
+        message: why,
+        nextRetryDelay: Math.max(1, Math.round(inMs)),
+        details: [{ reservation }],
+        category: ApplicationFailureCategory.BENIGN,
+      });
+    };
+    // Pause stops new messages, not retries already planned (their timers keep running and they are sent).
+    if (input.attempt === 1 && (await deliveryPhase(input.deliveryId)) === 'paused') {
+      if (remote) waitServerSide('delivery paused', PAUSED_RECHECK_MS, null);
+      return deferred('delivery paused', PAUSED_RECHECK_MS);
+    }
+    const msg = await heartbeating(deps.messages.build(input.deliveryId, input.recipientId));
+    const site = await heartbeating(deps.sender.sites.resolve(msg.domain));
+    const dns = dnsReply(site);
+    let permit: SitePermit | null = null;
+    let expired: string | null = null;
+    if (!dns) {
+      // Every worker shares the site's connections and rate (mail/mx/site-budget.ts); waiting for them is not an attempt.
+      const carried = (info?.heartbeatDetails as { reservation?: SiteReservation | null } | undefined)?.reservation;
+      const adm: Admission = await heartbeating(
+        deps.sender.budget.admit(site, {
+          engineNowMs: clock(),
+          maxWaitMs: remote ? deps.settings.MX_REMOTE_WAIT_MS : deps.settings.MX_LOCAL_WAIT_MS,
+          latestMs: input.retryWindowEndsAt,
+          reservation: carried ?? input.reservation ?? null,
+        }),
+      );
+      if (adm.kind === 'wait') {
+        if (remote) waitServerSide(adm.reason, adm.retryInMs, adm.reservation);
+        return { ...deferred(adm.reason, adm.retryInMs), siteWait: { site: site.site, reason: adm.reason, reservation: adm.reservation } };
       }
+      if (adm.kind === 'expired') expired = adm.reason;
+      else permit = adm.permit;
+    }
+    let reply: SmtpReply;
+    try {
       const known = await heartbeating(deps.log.beginAttempt(input.deliveryId, input.recipientId, input.attempt, msg.messageId));
       if (known && known.outcome !== 'in_progress') {
         const row = await deps.log.recipient(input.deliveryId, input.recipientId);
@@ -126,59 +188,70 @@ export function createSendingActivities(deps: ActivityDependencies): RecipientAc
           retryClass: known.retryClass,
           reply: known.reply!,
           nextRetryAt: row!.nextRetryAt ? row!.nextRetryAt.getTime() : null,
-          retryInMs: row!.nextRetryAt ? Math.max(0, row!.nextRetryAt.getTime() - input.workflowNowMs) : null,
+          retryInMs: row!.nextRetryAt ? Math.max(0, row!.nextRetryAt.getTime() - clock()) : null,
           replayed: true,
           awaitingReport: known.outcome === 'accepted' && row!.relayedAt !== null,
         };
       }
-      const reply = await heartbeating(
-        deps.sender.send({ from: msg.verp, to: msg.address, domain: msg.domain, envelopeId: envelopeIdOf(msg.verp) }, Buffer.concat([Buffer.from(input.dkimSignature, 'utf8'), msg.raw])),
-      );
-      const accepted = reply.code >= 200 && reply.code < 300;
-      const qualification = accepted ? null : deps.qualify(reply, msg.domain);
-      // Time spent in this activity counts: the attempt ends at workflow time + elapsed real time.
-      const now = clock();
-      if (qualification?.retryClass === 'throttling') await deps.siteBackoff.throttled(msg.domain, reply.text, deps.settings.RETRY_TIME_SCALE, now);
-      else if (accepted) await deps.siteBackoff.recovered(msg.domain, now);
-      // The retry class, not the type, decides whether this message is tried again (domain/efs-status.ts).
-      const retryAt =
-        qualification && qualification.retryClass !== 'none'
-          ? nextRetryAt(qualification.retryClass, input.attempt, now, input.retryWindowEndsAt, deps.random(), deps.settings.RETRY_TIME_SCALE)
-          : null;
-      // Relay mode: the smart host is the MTA, its 250 is not "sent" (design: "Who said sent?").
-      const relayed = accepted && deps.settings.SEND_MODE === 'relay';
-      const t = relayed
-        ? transitionAfterRelayAccepted()
-        : transitionAfterAttempt(accepted ? { accepted: true } : { accepted: false, qualification: qualification! }, retryAt !== null);
-      const outcome: AttemptOutcome = accepted ? 'accepted' : qualification!.type;
-      await heartbeating(deps.log.completeAttempt({
-        deliveryId: input.deliveryId,
-        recipientId: input.recipientId,
-        attempt: input.attempt,
-        outcome,
-        reply,
-        ruleId: qualification?.ruleId ?? null,
-        retryClass: qualification?.retryClass ?? null,
-        status: t.status,
-        failureType: t.failureType,
-        failureReason: t.failureReason,
-        nextRetryAt: t.retry && retryAt ? new Date(retryAt) : null,
-        quarantine: quarantineEffect(t),
-        relayed,
-      }));
-      return {
-        attempt: input.attempt,
-        outcome,
-        status: t.status,
-        failureType: t.failureType,
-        failureReason: t.failureReason,
-        retryClass: qualification?.retryClass ?? null,
-        reply,
-        nextRetryAt: t.retry ? retryAt : null,
-        retryInMs: t.retry && retryAt ? Math.max(0, retryAt - now) : null,
-        replayed: false,
-        awaitingReport: relayed,
-      };
-    },
-  };
+      reply =
+        dns ??
+        (expired !== null
+          ? { code: 0, enhancedCode: '4.4.7', text: `not sent: ${expired}`, mxHost: null, command: 'BUDGET' }
+          : await heartbeating(
+              deps.sender.sendWith(
+                permit!,
+                { from: msg.verp, to: msg.address, domain: msg.domain, envelopeId: envelopeIdOf(msg.verp) },
+                Buffer.concat([Buffer.from(input.dkimSignature, 'utf8'), msg.raw]),
+              ),
+            ));
+    } finally {
+      // The connection goes to the next message at once; what follows is bookkeeping.
+      permit?.release();
+    }
+    const accepted = reply.code >= 200 && reply.code < 300;
+    const qualification = accepted ? null : expired !== null ? BUDGET_EXPIRED : deps.qualify(reply, msg.domain);
+    // Time spent in this activity counts: the attempt ends at workflow time + elapsed real time.
+    const now = clock();
+    // The reply rules may slow the site down or suspend it for every worker (recorded with this reply as the cause).
+    if (permit) await deps.sender.budget.observe(site, reply, qualification?.retryClass ?? null, now);
+    // The retry class, not the type, decides whether this message is tried again (domain/efs-status.ts).
+    const retryAt =
+      qualification && qualification.retryClass !== 'none'
+        ? nextRetryAt(qualification.retryClass, input.attempt, now, input.retryWindowEndsAt, deps.random(), deps.settings.RETRY_TIME_SCALE)
+        : null;
+    // Relay mode: the smart host is the MTA, its 250 is not "sent" (design: "Who said sent?").
+    const relayed = accepted && deps.settings.SEND_MODE === 'relay';
+    const t = relayed
+      ? transitionAfterRelayAccepted()
+      : transitionAfterAttempt(accepted ? { accepted: true } : { accepted: false, qualification: qualification! }, retryAt !== null);
+    const outcome: AttemptOutcome = accepted ? 'accepted' : qualification!.type;
+    await heartbeating(deps.log.completeAttempt({
+      deliveryId: input.deliveryId,
+      recipientId: input.recipientId,
+      attempt: input.attempt,
+      outcome,
+      reply,
+      ruleId: qualification?.ruleId ?? null,
+      retryClass: qualification?.retryClass ?? null,
+      status: t.status,
+      failureType: t.failureType,
+      failureReason: t.failureReason,
+      nextRetryAt: t.retry && retryAt ? new Date(retryAt) : null,
+      quarantine: quarantineEffect(t),
+      relayed,
+    }));
+    return {
+      attempt: input.attempt,
+      outcome,
+      status: t.status,
+      failureType: t.failureType,
+      failureReason: t.failureReason,
+      retryClass: qualification?.retryClass ?? null,
+      reply,
+      nextRetryAt: t.retry ? retryAt : null,
+      retryInMs: t.retry && retryAt ? Math.max(0, retryAt - now) : null,
+      replayed: false,
+      awaitingReport: relayed,
+    };
+  }
 }

@@ -4,9 +4,10 @@
  * deliveries see decrypted payloads in the UI while the Temporal server keeps only sealed ones.
  *
  * The UI calls it from the browser: the page's origin must be allowed (CORS, answered before any access check since a
- * preflight carries no credentials). Access goes through one middleware, `codecAccess` (see below).
+ * preflight carries no credentials, and set on refusals too so that the UI can show them). Access goes through one
+ * middleware, `access` (see below); the body is parsed only after it.
  */
-import { Router, type NextFunction, type Request, type RequestHandler, type Response } from 'express';
+import express, { Router, type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import { z } from 'zod';
 import type { Payload, PayloadCodec } from '@temporalio/common';
 
@@ -14,24 +15,29 @@ export interface CodecServerOptions {
   codec: PayloadCodec;
   /** Origins (scheme://host:port) whose pages may call the codec server: the Temporal Web UI's. */
   allowedOrigins: string[];
-  /** Replaces the access check (default: `codecAccess`). */
+  /**
+   * The access check: createApp gives the API's own (api/auth/access-control.ts), which requires a key with the `read`
+   * scope, or a session cookie. The Web UI cannot add a header of its own to codec calls (its "pass access token"
+   * option sends an OIDC token, and only to an HTTPS endpoint), but with "include cross-origin credentials" on it sends
+   * the session cookie of a browser signed in at POST /api/session (docs/access-control.md).
+   */
   access?: RequestHandler;
 }
 
-/**
- * THE ACCESS SLOT of the codec server. Decoding shows recipient data in clear text: once API keys exist (issue 15,
- * item 1), this middleware must require a key with the `read` scope (the UI sends it as `Authorization: Bearer ...`
- * when started with its codec "pass access token" option) and answer 401/403 otherwise. Until then it lets every
- * caller through, like the rest of the API.
- */
-export const codecAccess: RequestHandler = (_req: Request, _res: Response, next: NextFunction) => next();
+/** The default access check when none is given: refuses everything, since decoding shows recipient data in clear text. */
+export const codecAccess: RequestHandler = (_req: Request, res: Response, _next: NextFunction) => {
+  res.setHeader('WWW-Authenticate', 'Bearer realm="email-delivery"');
+  res.status(401).json({ error: 'the codec server was mounted without an access check', reason: 'missing_key' });
+};
 
 /** Headers the Web UI sends to a codec endpoint. */
 const ALLOWED_HEADERS = 'Content-Type, X-Namespace, Authorization';
 const MAX_PAYLOADS = 10_000;
+/** A history page's payloads, base64 in JSON. */
+const MAX_BODY = '50mb';
 
 const base64 = z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, 'must be base64');
-const payloadsBody = z
+export const payloadsBody = z
   .object({
     payloads: z
       .array(z.object({ metadata: z.record(z.string(), base64).optional(), data: base64.optional() }), { error: 'payloads must be an array of payloads' })
@@ -74,7 +80,7 @@ function codecCors(allowedOrigins: string[]): RequestHandler {
 
 export function createCodecRouter(o: CodecServerOptions): Router {
   const router = Router();
-  router.use('/codec', codecCors(o.allowedOrigins), o.access ?? codecAccess);
+  router.use('/codec', codecCors(o.allowedOrigins), o.access ?? codecAccess, express.json({ limit: MAX_BODY }));
 
   router.post('/codec/encode', async (req, res) => {
     const body = payloadsBody.parse(req.body);

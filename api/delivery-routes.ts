@@ -6,18 +6,36 @@ import { deliveryWorkflowId, recipientWorkflowId } from '../workflows/contract';
 import { cancelSchema, confirmSchema, createDeliverySchema, pageQuerySchema, proofSchema, rescheduleSchema, updateDeliverySchema, uuidParam } from './delivery-input';
 import type { DeliveryService } from './delivery-service';
 import { NotFoundError } from './http-errors';
+import { idempotencyOf } from './idempotency';
 import { isEndedPhase } from '../domain/delivery-lifecycle';
+import { recordAfterChange, type AuditRecorder } from './auth/audit';
+
+/** The query of GET /api/deliveries (exported for the OpenAPI description, api/openapi/). */
+export const listDeliveriesQuery = z.object({ limit: z.coerce.number().int().min(1).max(200).default(50), before: z.iso.datetime().optional() });
+/** A recipient's number within its delivery, in a path. */
+export const recipientIdParam = z.coerce.number().int().positive();
 
 export function deliveryIdParam(req: Request): string {
   return uuidParam.parse(req.params.id);
 }
 
-export function createDeliveryRouter(service: DeliveryService): Router {
+/**
+ * `audit`: creation and every control are recorded right after they succeeded (they are workflow updates: there is no
+ * Postgres transaction to share).
+ */
+export function createDeliveryRouter(service: DeliveryService, audit: AuditRecorder): Router {
   const router = Router();
 
   router.post('/api/deliveries', async (req, res) => {
     const input = createDeliverySchema.parse(req.body);
-    const created = await service.create(input);
+    // Under an Idempotency-Key the delivery takes the key's stable id: a re-run after a crash finds it (api/idempotency.ts).
+    const created = await service.create(input, { id: idempotencyOf(res)?.resourceId });
+    await recordAfterChange(audit, res, {
+      action: 'delivery.create',
+      targetType: 'delivery',
+      targetId: created.id,
+      details: { name: input.name, recipients: created.recipientCount, autoConfirm: input.autoConfirm ?? false },
+    });
     res.status(201).json({
       id: created.id,
       workflowId: created.workflowId,
@@ -27,7 +45,7 @@ export function createDeliveryRouter(service: DeliveryService): Router {
   });
 
   router.get('/api/deliveries', async (req, res) => {
-    const q = z.object({ limit: z.coerce.number().int().min(1).max(200).default(50), before: z.iso.datetime().optional() }).parse(req.query);
+    const q = listDeliveriesQuery.parse(req.query);
     const rows = await service.store.list(q.limit, q.before ? new Date(q.before) : undefined);
     res.json({ deliveries: rows.map(({ html: _h, text: _t, ...rest }) => rest) });
   });
@@ -60,6 +78,8 @@ export function createDeliveryRouter(service: DeliveryService): Router {
       kpisAt: view?.kpisAtMs ? new Date(view.kpisAtMs).toISOString() : null,
       analysis: row.analysis,
       paused: view?.paused ?? row.state === 'paused',
+      // Who paused it and why (a person, or the safety stop with what it saw); null while it is not paused.
+      pauseReason: !view ? row.pauseReason : !view.paused ? null : view.pauseReason ? { ...view.pauseReason, at: new Date(view.pauseReason.atMs).toISOString() } : row.pauseReason,
       waves: (view?.waves ?? []).map((w) => ({
         index: w.index,
         plannedStart: new Date(w.plannedStartMs).toISOString(),
@@ -85,7 +105,7 @@ export function createDeliveryRouter(service: DeliveryService): Router {
 
   router.get('/api/deliveries/:id/recipients/:rid', async (req, res) => {
     const id = deliveryIdParam(req);
-    const rid = z.coerce.number().int().positive().parse(req.params.rid);
+    const rid = recipientIdParam.parse(req.params.rid);
     const row = await service.log.recipient(id, rid);
     if (!row) throw new NotFoundError(`recipient ${rid} of delivery ${id} does not exist`);
     const [transitions, attempts] = await Promise.all([service.log.transitions(id, rid), service.log.attempts(id, rid)]);
@@ -96,6 +116,7 @@ export function createDeliveryRouter(service: DeliveryService): Router {
     const id = deliveryIdParam(req);
     const body = confirmSchema.parse(req.body ?? {});
     const phase = await service.confirm(id, body.confirmedBy);
+    await recordAfterChange(audit, res, { action: 'delivery.confirm', targetType: 'delivery', targetId: id, details: { confirmedBy: body.confirmedBy ?? null, phase } });
     res.json({ id, confirmed: true, phase });
   });
 
@@ -103,24 +124,30 @@ export function createDeliveryRouter(service: DeliveryService): Router {
     const id = deliveryIdParam(req);
     const body = cancelSchema.parse(req.body ?? {});
     const phase = await service.cancel(id, body.reason);
+    await recordAfterChange(audit, res, { action: 'delivery.cancel', targetType: 'delivery', targetId: id, details: { reason: body.reason ?? null, phase } });
     res.status(202).json({ id, cancelRequested: true, phase });
   });
 
   router.post('/api/deliveries/:id/pause', async (req, res) => {
     const id = deliveryIdParam(req);
     const body = cancelSchema.parse(req.body ?? {});
-    res.json({ id, paused: true, phase: await service.pause(id, body.reason) });
+    const phase = await service.pause(id, body.reason);
+    await recordAfterChange(audit, res, { action: 'delivery.pause', targetType: 'delivery', targetId: id, details: { reason: body.reason ?? null, phase } });
+    res.json({ id, paused: true, phase });
   });
 
   router.post('/api/deliveries/:id/resume', async (req, res) => {
     const id = deliveryIdParam(req);
-    res.json({ id, paused: false, phase: await service.resume(id) });
+    const phase = await service.resume(id);
+    await recordAfterChange(audit, res, { action: 'delivery.resume', targetType: 'delivery', targetId: id, details: { phase } });
+    res.json({ id, paused: false, phase });
   });
 
   router.put('/api/deliveries/:id/contact-date', async (req, res) => {
     const id = deliveryIdParam(req);
     const body = rescheduleSchema.parse(req.body ?? {});
     const phase = await service.reschedule(id, body.contactDate ? new Date(body.contactDate) : null);
+    await recordAfterChange(audit, res, { action: 'delivery.reschedule', targetType: 'delivery', targetId: id, details: { contactDate: body.contactDate ?? null, phase } });
     res.json({ id, contactDate: body.contactDate, phase });
   });
 
@@ -134,13 +161,16 @@ export function createDeliveryRouter(service: DeliveryService): Router {
       ...(validity !== undefined ? { validitySeconds: validity } : {}),
       ...(waves !== undefined ? { waves: waves as WaveSpec } : {}),
     });
+    await recordAfterChange(audit, res, { action: 'delivery.edit', targetType: 'delivery', targetId: id, details: { fields: Object.keys(body).sort(), phase } });
     res.status(202).json({ id, reanalysing: true, phase });
   });
 
   router.post('/api/deliveries/:id/proofs', async (req, res) => {
     const id = deliveryIdParam(req);
     const body = proofSchema.parse(req.body ?? {});
-    res.json({ id, proofs: await service.sendProofs(id, body.addresses) });
+    const proofs = await service.sendProofs(id, body.addresses);
+    await recordAfterChange(audit, res, { action: 'delivery.proofs', targetType: 'delivery', targetId: id, details: { addresses: body.addresses.length } });
+    res.json({ id, proofs });
   });
 
   return router;

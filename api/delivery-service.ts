@@ -4,6 +4,7 @@ import {
   isGrpcDeadlineError,
   isGrpcServiceError,
   ServiceError,
+  WorkflowExecutionAlreadyStartedError,
   WorkflowFailedError,
   WorkflowUpdateFailedError,
   WorkflowNotFoundError,
@@ -20,7 +21,7 @@ import type { DeliveryLog } from '../db/delivery-log';
 import type { RecipientListStore } from '../db/recipient-lists';
 import type { RecipientInput } from '../db/recipient-loader';
 import type { WaveSpec } from '../domain/wave-plan';
-import { createDelivery, ListNotFoundError } from '../deliveries/create-delivery';
+import { createDelivery, ListNotFoundError, workflowInputFor } from '../deliveries/create-delivery';
 import {
   cancelUpdate,
   confirmUpdate,
@@ -32,6 +33,7 @@ import {
   resumeUpdate,
   type DeliveryPhase,
   type DeliveryStateView,
+  type DeliveryWorkflowInput,
   type DraftChanges,
   type ProofResult,
 } from '../workflows/contract';
@@ -59,12 +61,27 @@ export class DeliveryService {
     this.lists = o.stores.lists;
   }
 
-  async create(input: CreateDeliveryInput): Promise<{ id: string; recipientCount: number; workflowId: string }> {
+  /**
+   * Creates a delivery and starts its workflow. `o.id` (an idempotent request's stable resource id) names the delivery:
+   * a request re-run after its process died finds the delivery the first run stored, starts its workflow if that run
+   * did not get that far, and answers as the first run would have.
+   */
+  async create(input: CreateDeliveryInput, o: { id?: string } = {}): Promise<{ id: string; recipientCount: number; workflowId: string }> {
+    if (o.id) {
+      const existing = await this.store.get(o.id);
+      if (existing) {
+        // Still 'created': its workflow may never have started. Past that, the workflow exists (or existed: a start
+        // after its history was purged would send the delivery a second time, so it is never attempted).
+        if (existing.state === 'created') await this.startWorkflow(existing.id, workflowInputFor(this.o.settings, existing), { alreadyStartedIsFine: true });
+        return { id: existing.id, recipientCount: await this.store.recipientCount(existing.id), workflowId: deliveryWorkflowId(existing.id) };
+      }
+    }
     let created;
     try {
       created = await createDelivery(
         { stores: this.o.stores, settings: this.o.settings },
         {
+          ...(o.id ? { id: o.id } : {}),
           name: input.name,
           from: { address: input.from.address, name: input.from.name },
           replyTo: input.replyTo,
@@ -83,18 +100,29 @@ export class DeliveryService {
       throw e;
     }
     try {
-      await this.o.client.workflow.start(deliveryWorkflow, {
-        taskQueue: this.o.taskQueue,
-        workflowId: created.workflowId,
-        args: [created.workflowInput],
-        typedSearchAttributes: [{ key: DeliveryIdAttribute, value: created.id }],
-      });
+      await this.startWorkflow(created.id, created.workflowInput, { alreadyStartedIsFine: false });
     } catch (e) {
       // Without its workflow the delivery would never move: remove it and let the caller retry.
       await this.store.delete(created.id);
       throw e;
     }
     return { id: created.id, recipientCount: created.recipientCount, workflowId: created.workflowId };
+  }
+
+  private async startWorkflow(id: string, input: DeliveryWorkflowInput, o: { alreadyStartedIsFine: boolean }): Promise<void> {
+    try {
+      await this.o.client.workflow.start(deliveryWorkflow, {
+        taskQueue: this.o.taskQueue,
+        workflowId: deliveryWorkflowId(id),
+        // A closed workflow of this id means the delivery ran: never a second run of it.
+        workflowIdReusePolicy: 'REJECT_DUPLICATE',
+        args: [input],
+        typedSearchAttributes: [{ key: DeliveryIdAttribute, value: id }],
+      });
+    } catch (e) {
+      if (o.alreadyStartedIsFine && e instanceof WorkflowExecutionAlreadyStartedError) return;
+      throw e;
+    }
   }
 
   private handle(id: string): WorkflowHandle<typeof deliveryWorkflow> {

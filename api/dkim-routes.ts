@@ -4,11 +4,12 @@ import { z } from 'zod';
 import type { DkimKeyStore } from '../db/dkim-key-store';
 import { NotFoundError, RequestFieldError } from './http-errors';
 import { publicKeyB64Of, type DkimAlgorithm } from '../mail/dkim/keys';
+import { auditActor } from './auth/access-control';
 
-const domain = z.string().trim().toLowerCase().regex(/^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$/, 'not a domain name');
-const selector = z.string().regex(/^[a-z0-9](?:[a-z0-9-]{0,62})$/i, 'a selector is letters, digits and hyphens');
+export const domain = z.string().trim().toLowerCase().regex(/^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$/, 'not a domain name');
+export const selector = z.string().regex(/^[a-z0-9](?:[a-z0-9-]{0,62})$/i, 'a selector is letters, digits and hyphens');
 
-const addKeySchema = z
+export const addKeySchema = z
   .object({
     domain,
     selector,
@@ -17,6 +18,8 @@ const addKeySchema = z
     privateKeyPem: z.string().max(20_000).optional(),
   })
   .strict();
+
+export const setKeyActiveSchema = z.object({ active: z.boolean() }).strict();
 
 export function createDkimRouter(keys: DkimKeyStore): Router {
   const r = Router();
@@ -37,9 +40,9 @@ export function createDkimRouter(keys: DkimKeyStore): Router {
       } catch (e) {
         throw new RequestFieldError(`privateKeyPem is not a usable ${algorithm} private key: ${(e as Error).message}`, 'privateKeyPem');
       }
-      await keys.importKey(input.domain, input.selector, algorithm, input.privateKeyPem, publicKeyB64);
+      await keys.importKey(input.domain, input.selector, algorithm, input.privateKeyPem, publicKeyB64, auditActor(res));
     } else {
-      await keys.addKey(input.domain, input.selector, algorithm);
+      await keys.addKey(input.domain, input.selector, algorithm, true, auditActor(res));
     }
     const published = (await keys.published(input.domain)).find((k) => k.selector === input.selector);
     res.status(201).json(published);
@@ -48,8 +51,8 @@ export function createDkimRouter(keys: DkimKeyStore): Router {
   r.patch('/api/dkim/keys/:domain/:selector', async (req, res) => {
     const d = domain.parse(req.params.domain);
     const s = selector.parse(req.params.selector);
-    const { active } = z.object({ active: z.boolean() }).strict().parse(req.body);
-    if (!(await keys.setActive(d, s, active))) throw new NotFoundError(`no key ${s}._domainkey.${d}`);
+    const { active } = setKeyActiveSchema.parse(req.body);
+    if (!(await keys.setActive(d, s, active, auditActor(res)))) throw new NotFoundError(`no key ${s}._domainkey.${d}`);
     res.json((await keys.published(d)).find((k) => k.selector === s));
   });
 

@@ -12,6 +12,7 @@ import { FAILURE_REASONS } from '../domain/failure';
 import type { InboundProcessor } from '../inbound/process-inbound';
 import { NotFoundError, RequestFieldError } from './http-errors';
 import { uuidParam } from './delivery-input';
+import { auditActor } from './auth/access-control';
 
 export interface FeedbackRouterDependencies {
   processor: InboundProcessor;
@@ -20,9 +21,9 @@ export interface FeedbackRouterDependencies {
   maxMessageBytes: number;
 }
 
-const messageIdParam = z.string().regex(/^\d{1,18}$/, 'must be the numeric id of an inbound message');
+export const messageIdParam = z.string().regex(/^\d{1,18}$/, 'must be the numeric id of an inbound message');
 const limit = z.coerce.number().int().min(1).max(500).default(100);
-const listInboundQuery = z
+export const listInboundQuery = z
   .object({
     before: messageIdParam.optional(),
     limit,
@@ -31,7 +32,7 @@ const listInboundQuery = z
     kind: z.enum(['dsn', 'bounce', 'arf', 'auto_reply', 'unknown']).optional(),
   })
   .strict();
-const listQuarantineQuery = z
+export const listQuarantineQuery = z
   .object({
     after: z.string().max(320).optional(),
     limit,
@@ -41,7 +42,7 @@ const listQuarantineQuery = z
     counting: z.enum(['true', 'false']).optional(),
   })
   .strict();
-const listDenylistQuery = z
+export const listDenylistQuery = z
   .object({
     after: z.string().max(320).optional(),
     limit,
@@ -49,7 +50,7 @@ const listDenylistQuery = z
     source: z.enum(['list-unsubscribe', 'complaint', 'api']).optional(),
   })
   .strict();
-const denylistBody = z
+export const denylistBody = z
   .object({
     address: z.string().min(3).max(320),
     reason: z.string().min(1).max(200).default('manual'),
@@ -131,7 +132,7 @@ export function createFeedbackRouter(deps: FeedbackRouterDependencies): Router {
   // Release: the address may be mailed again and its failure count starts from zero.
   router.delete('/api/quarantine/:address', async (req, res) => {
     const key = addressKey(req.params.address, 'address');
-    if (!(await deps.quarantine.release(key))) throw new NotFoundError(`${key} has no quarantine record`);
+    if (!(await deps.quarantine.release(key, auditActor(res)))) throw new NotFoundError(`${key} has no quarantine record`);
     res.json({ address: key, released: true });
   });
 
@@ -145,13 +146,13 @@ export function createFeedbackRouter(deps: FeedbackRouterDependencies): Router {
   router.post('/api/denylist', async (req, res) => {
     const body = denylistBody.parse(req.body);
     const key = addressKey(body.address, 'address');
-    const { added } = await deps.quarantine.addToDenylist(key, body.reason, body.note ?? null);
+    const { added } = await deps.quarantine.addToDenylist(key, body.reason, body.note ?? null, auditActor(res));
     res.status(added ? 201 : 200).json({ address: key, added });
   });
 
   router.delete('/api/denylist/:address', async (req, res) => {
     const key = addressKey(req.params.address, 'address');
-    if (!(await deps.quarantine.removeFromDenylist(key))) throw new NotFoundError(`${key} is not on the denylist`);
+    if (!(await deps.quarantine.removeFromDenylist(key, auditActor(res)))) throw new NotFoundError(`${key} is not on the denylist`);
     res.json({ address: key, removed: true });
   });
 

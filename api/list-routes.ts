@@ -4,6 +4,7 @@ import { Router } from 'express';
 import { z } from 'zod';
 import { CsvInputError, type RecipientListStore } from '../db/recipient-lists';
 import { NotFoundError } from './http-errors';
+import { fingerprintStream } from './idempotency';
 
 /**
  * Passes a CSV upload through, refusing it at its first NUL byte (Postgres cannot store NUL in text): the list's
@@ -21,6 +22,10 @@ async function* refuseNulBytes(body: AsyncIterable<Buffer>): AsyncGenerator<Buff
   }
 }
 
+/** The list's name, given in the query string of the upload (`?name=`): the body is the CSV itself. */
+export const listNameQuery = z.string({ error: 'name is required (?name=...)' }).trim().min(1, 'name is required (?name=...)').max(200);
+export const listIdParam = z.uuid({ message: 'not a list id' });
+
 export function createListRouter(lists: RecipientListStore): Router {
   const router = Router();
 
@@ -30,8 +35,8 @@ export function createListRouter(lists: RecipientListStore): Router {
       res.status(415).json({ error: 'send the list as text/csv with a header row' });
       return;
     }
-    const name = z.string({ error: 'name is required (?name=...)' }).trim().min(1, 'name is required (?name=...)').max(200).parse(req.query.name);
-    const list = await lists.createFromCsv(name, Readable.from(refuseNulBytes(req)));
+    const name = listNameQuery.parse(req.query.name);
+    const list = await lists.createFromCsv(name, Readable.from(refuseNulBytes(fingerprintStream(res, req))));
     res.status(201).json(list);
   });
 
@@ -40,7 +45,7 @@ export function createListRouter(lists: RecipientListStore): Router {
   });
 
   router.get('/api/lists/:id', async (req, res) => {
-    const id = z.uuid({ message: 'not a list id' }).parse(req.params.id);
+    const id = listIdParam.parse(req.params.id);
     const list = await lists.get(id);
     if (!list) throw new NotFoundError(`list ${id} does not exist`);
     res.json(list);

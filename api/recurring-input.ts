@@ -4,7 +4,7 @@ import { isValidTimeZone } from '../domain/local-send-time';
 import { createDeliverySchema } from './delivery-input';
 
 /** Fields of the create-delivery JSON that a template may not carry, and why. */
-const REFUSED_TEMPLATE_FIELDS: Record<string, string> = {
+export const REFUSED_TEMPLATE_FIELDS: Record<string, string> = {
   recipients:
     'inline recipients are not accepted for a recurring delivery: upload the list once (POST /api/lists, text/csv) and give its listId; each run copies the list as it is at that moment',
   contactDate: 'contactDate does not apply to a recurring delivery: its schedule decides when each run starts',

@@ -2,20 +2,21 @@
  * The HTTP routes every rule table has: list, read, create or replace (PUT), enable/disable (PATCH), delete. Each rule
  * router (api/rules-routes.ts, api/inbound-rule-routes.ts) builds them here and adds what is its own (its /test route).
  */
-import { Router, type Request } from 'express';
+import { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
 import type { RuleIssue } from '../domain/bounce-rules/rule-validation';
-import type { RuleSetState } from '../db/rule-table-store';
+import type { RuleChangeAudit, RuleSetState } from '../db/rule-table-store';
 import { NotFoundError } from './http-errors';
+import { auditActor } from './auth/access-control';
 
 /** What the routes need of a rule table store (db/rule-table-store.ts). */
 export interface RuleTableRouteStore<Filter> {
   list(filter: Filter): Promise<unknown[]>;
   state(): Promise<RuleSetState>;
   get(id: string): Promise<unknown | null>;
-  upsert(input: unknown, opts: { enabled?: boolean }): Promise<{ rule: unknown; created: boolean }>;
-  setEnabled(id: string, enabled: boolean): Promise<unknown | null>;
-  delete(id: string): Promise<boolean>;
+  upsert(input: unknown, opts: { enabled?: boolean; audit?: RuleChangeAudit }): Promise<{ rule: unknown; created: boolean }>;
+  setEnabled(id: string, enabled: boolean, audit?: RuleChangeAudit): Promise<unknown | null>;
+  delete(id: string, audit?: RuleChangeAudit): Promise<boolean>;
 }
 
 export interface RuleTableRoutesOptions<Filter> {
@@ -23,6 +24,8 @@ export interface RuleTableRoutesOptions<Filter> {
   base: string;
   /** What the rules are called in a 404 ("<noun> <id> does not exist"). */
   noun: string;
+  /** What the audit log calls them (its target type and action prefix: 'qualification_rule' → qualification_rule.put). */
+  auditTarget: string;
   store: RuleTableRouteStore<Filter>;
   /** The rule id in the URL. */
   idParam: z.ZodType<string>;
@@ -34,9 +37,9 @@ export interface RuleTableRoutesOptions<Filter> {
   routes?: (router: Router) => void;
 }
 
-const patchBody = z.object({ enabled: z.boolean() }).strict();
+export const patchBody = z.object({ enabled: z.boolean() }).strict();
 /** What a PUT body may carry besides the rule: its own id (must equal the URL's) and the read-only fields of a GET. */
-const putEnvelope = z.object({
+export const putEnvelope = z.object({
   id: z.string().optional(),
   enabled: z.boolean().optional(),
   origin: z.unknown().optional(),
@@ -50,6 +53,8 @@ export function createRuleTableRouter<Filter>(opts: RuleTableRoutesOptions<Filte
   const router = Router();
   const ruleId = (req: Request): string => opts.idParam.parse(req.params.id);
   const notFound = (id: string) => new RuleNotFoundError(`${noun} ${id} does not exist`);
+  // Every change is audited in its own transaction, with the key that made it.
+  const audit = (res: Response): RuleChangeAudit => ({ actor: auditActor(res), targetType: opts.auditTarget });
 
   router.get(base, async (req, res) => {
     const filter = opts.listQuery.parse(req.query);
@@ -77,21 +82,21 @@ export function createRuleTableRouter<Filter>(opts: RuleTableRoutesOptions<Filte
       throw opts.invalidRule(id, [{ path: 'id', message: `the body's id "${envelope.id}" differs from the URL's; rules are never renamed` }]);
     }
     const { id: _id, enabled: _enabled, origin: _origin, updatedAt: _updatedAt, ...rule } = body as Record<string, unknown>;
-    const { rule: stored, created } = await store.upsert({ id, ...rule }, { enabled: envelope.enabled });
+    const { rule: stored, created } = await store.upsert({ id, ...rule }, { enabled: envelope.enabled, audit: audit(res) });
     res.status(created ? 201 : 200).json(stored);
   });
 
   router.patch(`${base}/:id`, async (req, res) => {
     const id = ruleId(req);
     const body = patchBody.parse(req.body ?? {});
-    const rule = await store.setEnabled(id, body.enabled);
+    const rule = await store.setEnabled(id, body.enabled, audit(res));
     if (!rule) throw notFound(id);
     res.json(rule);
   });
 
   router.delete(`${base}/:id`, async (req, res) => {
     const id = ruleId(req);
-    if (!(await store.delete(id))) throw notFound(id);
+    if (!(await store.delete(id, audit(res)))) throw notFound(id);
     res.status(204).end();
   });
 

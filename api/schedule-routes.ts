@@ -18,6 +18,7 @@ import type { RecipientListStore } from '../db/recipient-lists';
 import { ConflictError, NotFoundError, RequestFieldError } from './http-errors';
 import { createRecurringSchema, recurringIdParam, recurringListQuery, scheduleNoteSchema } from './recurring-input';
 import type { recurringDeliveryWorkflow } from '../workflows/recurring-delivery-workflow';
+import { recordAfterChange, type AuditRecorder } from './auth/audit';
 
 export interface ScheduleRouterDependencies {
   client: Client;
@@ -25,6 +26,8 @@ export interface ScheduleRouterDependencies {
   lists: RecipientListStore;
   /** The worker's task queue: where each run's workflow is started. */
   taskQueue: string;
+  /** Creation, pause, unpause, run-now and deletion are recorded once Temporal accepted them. */
+  audit: AuditRecorder;
 }
 
 const BASE = '/api/recurring-deliveries';
@@ -177,6 +180,7 @@ export function createScheduleRouter(deps: ScheduleRouterDependencies): Router {
       if (isGrpcServiceError(cause) && cause.code === GRPC_INVALID_ARGUMENT) throw new RequestFieldError(cause.details, 'schedule');
       throw e;
     }
+    await recordAfterChange(deps.audit, res, { action: 'recurring_delivery.create', targetType: 'recurring_delivery', targetId: t.id, details: { name: t.name, schedule: t.schedule, paused: input.paused } });
     res.status(201).json(await view(t));
   });
 
@@ -197,6 +201,7 @@ export function createScheduleRouter(deps: ScheduleRouterDependencies): Router {
     if (!d) throw new ConflictError(`cannot pause: the schedule ${recurringScheduleId(t.id)} no longer exists`);
     if (d.state.paused) throw new ConflictError(`the recurring delivery is already paused${d.state.note ? ` (${d.state.note})` : ''}`);
     await handle(t.id).pause(body.reason ?? 'paused through the API');
+    await recordAfterChange(deps.audit, res, { action: 'recurring_delivery.pause', targetType: 'recurring_delivery', targetId: t.id, details: { reason: body.reason ?? null } });
     res.json(await view(t));
   });
 
@@ -207,6 +212,7 @@ export function createScheduleRouter(deps: ScheduleRouterDependencies): Router {
     if (!d) throw new ConflictError(`cannot unpause: the schedule ${recurringScheduleId(t.id)} no longer exists`);
     if (!d.state.paused) throw new ConflictError('the recurring delivery is not paused');
     await handle(t.id).unpause(body.reason ?? 'unpaused through the API');
+    await recordAfterChange(deps.audit, res, { action: 'recurring_delivery.unpause', targetType: 'recurring_delivery', targetId: t.id, details: { reason: body.reason ?? null } });
     res.json(await view(t));
   });
 
@@ -218,6 +224,7 @@ export function createScheduleRouter(deps: ScheduleRouterDependencies): Router {
     const running = d.info.runningActions.map((a) => a.workflow.workflowId);
     if (running.length) throw new ConflictError(`a run is still going (${running.join(', ')}): runs of a recurring delivery never overlap`);
     await handle(t.id).trigger(RECURRING_OVERLAP_POLICY);
+    await recordAfterChange(deps.audit, res, { action: 'recurring_delivery.trigger', targetType: 'recurring_delivery', targetId: t.id });
     res.status(202).json({ id: t.id, triggered: true, links: { self: `${BASE}/${t.id}` } });
   });
 
@@ -230,6 +237,7 @@ export function createScheduleRouter(deps: ScheduleRouterDependencies): Router {
       if (!(e instanceof ScheduleNotFoundError)) throw e;
     }
     await templates.delete(t.id);
+    await recordAfterChange(deps.audit, res, { action: 'recurring_delivery.delete', targetType: 'recurring_delivery', targetId: t.id, details: { name: t.name } });
     res.status(204).end();
   });
 

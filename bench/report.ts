@@ -3,6 +3,7 @@ import type { AnalysisBenchResult } from './analysis-bench';
 import type { FanoutResult } from './fanout-bench';
 import type { ExperimentResult } from './analysis-experiments';
 import type { WorkerTuning } from './stack';
+import type { ApiLoadResult } from './api-load-bench';
 
 interface Results {
   machine: { source?: { commit: string; changedFiles: number }; cpu: string; cores: number; ramGiB: number; node: string; date: string; loadAverageAtStart: number[]; loadAverageAtEnd?: number[]; temporalCli?: string };
@@ -12,6 +13,7 @@ interface Results {
   tuning?: { worker: WorkerTuning; recipients: number; completedPerSecond: number; startedPerSecond: number; coresBusy: number; cpuMsPerRecipient: Record<string, number> }[];
   directStart?: { childBatches: { completedPerSecond: number; cpuMsPerRecipient: Record<string, number>; coresBusy: number }; direct: { recipients: number; completedPerSecond: number; cpuMsPerRecipient: Record<string, number>; coresBusy: number } };
   fanout?: FanoutResult;
+  apiLoad?: ApiLoadResult;
   ceiling?: { children: number; completeSeconds: number; completedPerSecond: number; cpuMsPerChild: Record<string, number>; coresBusy: number; fanoutShare?: number };
   totalSeconds?: number;
 }
@@ -113,6 +115,16 @@ export function printReport(r: Results): void {
       ['completed', `${fmt(c.completeSeconds, ' s')} → ${fmt(c.completedPerSecond, ' completed/s')}`],
       ['CPU ms per child', cpuLine(c.cpuMsPerChild)],
       ['fan-out as a share of the ceiling', c.fanoutShare !== undefined ? fmt(c.fanoutShare) : '–'],
+    );
+  }
+  const load = r.apiLoad;
+  if (load) {
+    rows.push([`API under read load (${load.recipients.toLocaleString('en')}-recipient delivery sending, ${load.targetRatePerSecond} reads/s asked, windows of ${load.windowSeconds} s)`, '']);
+    rows.push(
+      ['reads served', `${fmt(load.load.requests)} (${fmt(load.load.perSecond, '/s')}), non-2xx ${fmt(load.load.non2xx)}, errors ${fmt(load.load.errors)}, timeouts ${fmt(load.load.timeouts)}`],
+      ['latency p50 / p90 / p99 / max', `${load.load.latencyMs.p50} / ${load.load.latencyMs.p90} / ${load.load.latencyMs.p99} / ${load.load.latencyMs.max} ms`],
+      ['send rate quiet / loaded / quiet', `${load.sendRate.quietBefore} / ${load.sendRate.loaded} / ${load.sendRate.quietAfter} recipients/s`],
+      ['send rate drop under load', `${fmt(load.sendRateDrop * 100)} %`],
     );
   }
   if (r.totalSeconds !== undefined) rows.push(['Total', ''], ['bench run', fmt(r.totalSeconds, ' s')]);

@@ -10,11 +10,13 @@
  *   npm run bench -- --only analysis --experiments  # measures fixes of the analysis SQL on scratch deliveries
  *   npm run bench -- --only fanout --compare-direct-start --tune-recipients 2000  # recipients started without child workflows
  *   npm run bench -- --only fanout,ceiling --fanout-recipients 2000                # fan-out and Temporal's no-op ceiling, same run
+ *   npm run bench -- --only apiload                 # 200 authenticated reads/s against the API while 10,000 recipients send
  *   npm run bench -- --layout cluster --only fanout,ceiling --fanout-recipients 2000  # the same on the production layout's
  *                                                   # Temporal server on Postgres (stack/cluster/, docker-compose.yml)
  *
  * Other flags: --analysis-timeout S (180: how long to wait for the analysis activity), --statement-timeout S (120: per
- * statement of the direct profiling runs), --max-minutes M (time limit of a fan-out), --ceiling-children N (2,000: size
+ * statement of the direct profiling runs), --max-minutes M (time limit of a fan-out), --apiload-recipients N (10,000), --apiload-rate R (200 reads/s),
+ * --apiload-window S (60: each of the quiet, loaded, quiet windows), --ceiling-children N (2,000: size
  * of the no-op child-workflow ceiling), --layout dev|cluster (dev: the Temporal dev server on SQLite, the default), --out FILE.
  *
  * Prints a table and writes it as JSON to bench/results/<date>.json (runs with other sizes or --only: <date>-quick.json).
@@ -35,6 +37,8 @@ import { round } from './measure';
 import { printReport } from './report';
 import { runCeiling, type CeilingResult } from './ceiling';
 import type { BenchLayout } from './stack';
+import { runApiLoadBench, type ApiLoadResult } from './api-load-bench';
+import { createApiKey } from '../db/api-key-store';
 
 const DEFAULT_ANALYSIS = 1_000_000;
 const DEFAULT_FANOUT = 20_000;
@@ -101,6 +105,9 @@ async function main() {
       'max-minutes': { type: 'string' },
       layout: { type: 'string', default: 'dev' },
       'ceiling-children': { type: 'string' },
+      'apiload-recipients': { type: 'string' },
+      'apiload-rate': { type: 'string' },
+      'apiload-window': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -110,7 +117,7 @@ async function main() {
     return;
   }
   const only = new Set((values.only ?? []).flatMap((s) => s.split(',')));
-  for (const o of only) if (!['analysis', 'fanout', 'upload', 'ceiling'].includes(o)) throw new Error(`--only takes analysis, fanout, upload or ceiling, got "${o}"`);
+  for (const o of only) if (!['analysis', 'fanout', 'upload', 'ceiling', 'apiload'].includes(o)) throw new Error(`--only takes analysis, fanout, upload, ceiling or apiload, got "${o}"`);
   if (values.layout !== 'dev' && values.layout !== 'cluster') throw new Error(`--layout takes dev or cluster, got "${values.layout}"`);
   const layout = values.layout as BenchLayout;
   const ceilingN = positiveInt('ceiling-children', values['ceiling-children'], 2_000);
@@ -154,6 +161,7 @@ async function main() {
     fanout?: Omit<FanoutResult, 'samples'> & { samples: FanoutResult['samples'] };
     /** Temporal's no-op child-workflow ceiling in the same run, and the fan-out's completion rate as a share of it. */
     ceiling?: CeilingResult & { fanoutShare?: number };
+    apiLoad?: ApiLoadResult;
     errors?: { section: string; error: string }[];
     totalSeconds?: number;
   } = { machine: info, settings: {} };
@@ -241,6 +249,18 @@ async function main() {
       const share = results.fanout ? round(results.fanout.completedPerSecond / c.completedPerSecond, 2) : undefined;
       results.ceiling = { ...c, ...(share !== undefined ? { fanoutShare: share } : {}) };
       if (share !== undefined) log(`fan-out ${results.fanout!.completedPerSecond}/s is ${share} of the ceiling ${c.completedPerSecond}/s`);
+    });
+
+    // Opt-in (--only apiload): several minutes of a large delivery, measured in three windows.
+    if (only.has('apiload')) await section('apiload', async () => {
+      results.apiLoad = await runApiLoadBench(stack, {
+        recipients: positiveInt('apiload-recipients', values['apiload-recipients'], 10_000),
+        ratePerSecond: positiveInt('apiload-rate', values['apiload-rate'], 200),
+        windowSeconds: positiveInt('apiload-window', values['apiload-window'], 60),
+        tuning: envTuning,
+        readKey: async () => (await createApiKey(stack.pool, { name: 'bench api-load (read)', scopes: ['read'] })).secret,
+        log,
+      });
     });
   } catch (e) {
     failed = true;

@@ -58,7 +58,7 @@ export interface BenchStack {
   stop(): Promise<void>;
 }
 
-const SECRETS: Secrets = {
+export const BENCH_SECRETS: Secrets = {
   verpSecret: 'bench-verp-secret-0123456789',
   keyEncryptionSecret: 'bench-key-secret-0123456789',
   // Payloads are sealed in the bench as in production: the codec's cost is part of what is measured.
@@ -133,11 +133,11 @@ export async function startBenchStack(log: (m: string) => void, layout: BenchLay
       DATABASE_URL: pg.connectionString,
       TASK_QUEUE: 'bench',
       MX_OVERRIDES: JSON.stringify({ '*': `127.0.0.1:${mxPort}` }),
-      VERP_SECRET: SECRETS.verpSecret,
-      KEY_ENCRYPTION_SECRET: SECRETS.keyEncryptionSecret,
+      VERP_SECRET: BENCH_SECRETS.verpSecret,
+      KEY_ENCRYPTION_SECRET: BENCH_SECRETS.keyEncryptionSecret,
       SEND_MODE: 'direct',
     });
-    const rt = await openRuntime(settings, { secrets: SECRETS });
+    const rt = await openRuntime(settings, { secrets: BENCH_SECRETS });
     stops.push(() => rt.close());
     const pool = rt.pool;
     const deps = buildActivityDependencies(rt);

@@ -63,6 +63,13 @@ export const settingsSchema = z.object({
   API_PORT: port.default(3000),
   /** Public base URL of the API, used in List-Unsubscribe links. */
   PUBLIC_URL: z.string().url().optional(),
+  /** How long an Idempotency-Key's answer is kept: a retry after that runs as a new request (docs/idempotency-keys.md). */
+  IDEMPOTENCY_KEY_TTL_HOURS: z.coerce.number().positive().max(24 * 30).default(24),
+  /**
+   * The lease of a request running under an Idempotency-Key, extended every 5 s while it runs: a retry can take over
+   * the request of an API process that died this long after it stopped extending it.
+   */
+  IDEMPOTENCY_LEASE_SECONDS: z.coerce.number().int().min(10).max(3600).default(30),
 
   SANDBOX_MX_PORT: port.default(2525),
   /** direct: MX lookup (with MX_OVERRIDES); relay: everything to SMTP_RELAY_HOST. */
@@ -83,9 +90,53 @@ export const settingsSchema = z.object({
   SMTP_CONNECT_TIMEOUT_MS: z.coerce.number().int().positive().default(30_000),
   SMTP_GREETING_TIMEOUT_MS: z.coerce.number().int().positive().default(30_000),
   SMTP_SOCKET_TIMEOUT_MS: z.coerce.number().int().positive().default(120_000),
-  /** Concurrent connections per MX host in one worker process. */
+  /**
+   * Concurrent connections one worker process opens to one receiving site, at most (the site's MX rule sets the limit
+   * across all processes; this keeps one process from taking them all).
+   */
   SMTP_POOL_MAX_CONNECTIONS: z.coerce.number().int().positive().default(5),
+  /** Messages per connection, at most (the site's MX rule may say fewer). */
   SMTP_POOL_MAX_MESSAGES: z.coerce.number().int().positive().default(100),
+
+  // MX rules and site budgets (docs/mx-rules.md).
+  /** Longest wait for a site's budget inside the send's local activity; a longer one goes to a regular activity that waits server-side. */
+  MX_LOCAL_WAIT_MS: z.coerce.number().int().min(0).max(5_000).default(2_000),
+  /**
+   * Longest wait in memory inside that regular activity (it heartbeats); beyond it the activity is retried at its slot.
+   * Short: a message waiting in memory holds one of the worker's activity slots (WORKER_MAX_CONCURRENT_ACTIVITIES), so
+   * a site at R messages/s keeps about R × this many of them busy.
+   */
+  MX_REMOTE_WAIT_MS: z.coerce.number().int().min(0).max(120_000).default(5_000),
+  /** A reserved slot reached later than this is given back (a late sender would bunch with the next ones). */
+  MX_LATE_TOLERANCE_MS: z.coerce.number().int().min(10).max(10_000).default(100),
+  /** A dead worker's connection leases expire after this; live ones are renewed every third of it. */
+  MX_LEASE_TTL_SECONDS: z.coerce.number().min(3).max(600).default(30),
+  /** An idle SMTP connection is closed (and its lease freed) after this. */
+  MX_CONNECTION_IDLE_SECONDS: z.coerce.number().min(0.1).max(600).default(5),
+  /** Throttling replies within this long of a site's last change only count (one burst halves once). Scaled by RETRY_TIME_SCALE. */
+  MX_SLOWDOWN_COOLDOWN_SECONDS: z.coerce.number().min(0).default(30),
+  /** A slowed site quiet for this long takes one recovery step (doubles its rate). Scaled by RETRY_TIME_SCALE. */
+  MX_RECOVERY_QUIET_SECONDS: z.coerce.number().positive().default(300),
+  /**
+   * A message waiting for a suspended site looks again at least this often (real seconds), so that a site resumed
+   * early through the API is sent to again within it; a rate wait comes back exactly at its reserved slot instead.
+   */
+  MX_SUSPENDED_RECHECK_SECONDS: z.coerce.number().positive().default(60),
+  /** Slowing down never takes a site below this rate (messages per second). */
+  MX_MIN_PER_SECOND: z.coerce.number().positive().default(0.5),
+  /** How often a worker checks the MX rule tables for edits. */
+  MX_RULES_REFRESH_SECONDS: z.coerce.number().positive().default(5),
+  /** How often a worker reports its reply counts and load per site (GET /api/mx-sites). */
+  MX_REPORT_SECONDS: z.coerce.number().positive().default(5),
+
+  // Delivery safety stop (docs/mx-rules.md).
+  SAFETY_STOP_ENABLED: bool.default(true),
+  /** The stop looks at a delivery's last N finished attempts, once it has N of them. */
+  SAFETY_STOP_MIN_ATTEMPTS: z.coerce.number().int().min(1).default(200),
+  /** Hard bounces among them above which the delivery pauses itself (0..1). */
+  SAFETY_STOP_HARD_BOUNCE_RATE: z.coerce.number().min(0).max(1).default(0.1),
+  /** Final refusals (policy, spam, block list) among them above which it pauses itself (0..1). */
+  SAFETY_STOP_REFUSAL_RATE: z.coerce.number().min(0).max(1).default(0.2),
 
   /** Domain used in VERP return paths; asynchronous bounces come back there. */
   BOUNCE_DOMAIN: z.string().default('bounces.localhost'),
@@ -106,6 +157,25 @@ export const settingsSchema = z.object({
     .string()
     .transform((s) => s.split(',').map((x) => x.trim().replace(/\/+$/, '')).filter(Boolean))
     .optional(),
+
+  /**
+   * Requests per API key (per client IP for requests without a valid key) in each RATE_LIMIT_WINDOW_SECONDS window,
+   * per API process; 0 turns the limit off. Default 3,000 per 10 s: 300/s sustained, and a burst of up to 3,000 at
+   * once (a dashboard loading, an integrator catching up) — well above a 200 req/s load on one key.
+   */
+  RATE_LIMIT_PER_KEY: z.coerce.number().int().min(0).default(3_000),
+  RATE_LIMIT_WINDOW_SECONDS: z.coerce.number().positive().max(3_600).default(10),
+  /**
+   * How long an API process trusts what it read of a key (valid, scopes, revoked). A revocation made through another
+   * process takes effect within this; through the same process, at once.
+   */
+  API_KEY_CACHE_SECONDS: z.coerce.number().min(0).max(60).default(5),
+  /** Signs the session cookie (POST /api/session). Default: derived from KEY_ENCRYPTION_SECRET, so every API process agrees. */
+  SESSION_SECRET: z.string().min(32).optional(),
+  /** How long a session lasts after signing in with a key. */
+  SESSION_TTL_SECONDS: z.coerce.number().int().min(60).max(30 * 24 * 3600).default(8 * 3600),
+  /** Send the session cookie over HTTPS only; turn on whenever the API is served over HTTPS. */
+  SESSION_COOKIE_SECURE: bool.default(false),
 
   /** Worker concurrency for the send activity in one process. */
   WORKER_MAX_CONCURRENT_ACTIVITIES: z.coerce.number().int().positive().default(100),
@@ -158,7 +228,27 @@ export const settingsSchema = z.object({
   QUARANTINE_SOFT_SPAN_HOURS: z.coerce.number().min(0).default(24),
   /** A quarantine entry expires after this many days unless a new failure renews it. */
   QUARANTINE_DAYS: z.coerce.number().positive().default(30),
+
+  // Event webhooks (docs/webhooks.md). Read by the worker with each message, so a change applies to the next one.
+  /** Most events in one POST: an endpoint gets them one by one when quiet, in batches of up to this many under load. */
+  WEBHOOK_BATCH_MAX_EVENTS: z.coerce.number().int().min(1).max(1_000).default(100),
+  /** Time limit of one POST (the Standard Webhooks convention recommends 15 to 30 s). */
+  WEBHOOK_HTTP_TIMEOUT_SECONDS: z.coerce.number().positive().max(120).default(15),
+  /** First wait before a failed POST is tried again; each later wait doubles... */
+  WEBHOOK_RETRY_INITIAL_SECONDS: z.coerce.number().positive().default(5),
+  /** ...up to this (2 h: about 20 attempts in 24 h)... */
+  WEBHOOK_RETRY_MAX_INTERVAL_SECONDS: z.coerce.number().positive().default(2 * 3600),
+  /** ...for this long without a success, after which the endpoint is disabled with the reason (24 h). */
+  WEBHOOK_RETRY_WINDOW_SECONDS: z.coerce.number().positive().default(24 * 3600),
+  /** How long an idle endpoint's long poll waits for events before it returns (one activity per this, per endpoint). */
+  WEBHOOK_POLL_WAIT_SECONDS: z.coerce.number().min(1).max(120).default(60),
+  /** Events and delivered messages older than this are removed; a disabled endpoint can catch up within it. */
+  WEBHOOK_RETENTION_DAYS: z.coerce.number().positive().default(7),
 }).superRefine((s, ctx) => {
+  // Temporal refuses a retry policy whose longest interval is shorter than its first one.
+  if (s.WEBHOOK_RETRY_MAX_INTERVAL_SECONDS < s.WEBHOOK_RETRY_INITIAL_SECONDS) {
+    ctx.addIssue({ code: 'custom', path: ['WEBHOOK_RETRY_MAX_INTERVAL_SECONDS'], message: 'must be at least WEBHOOK_RETRY_INITIAL_SECONDS' });
+  }
   if (!s.PAYLOAD_KEYS) {
     if (s.PAYLOAD_KEY_ID) ctx.addIssue({ code: 'custom', path: ['PAYLOAD_KEY_ID'], message: 'PAYLOAD_KEY_ID needs PAYLOAD_KEYS' });
     return;

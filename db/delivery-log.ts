@@ -344,4 +344,29 @@ export class DeliveryLog {
     );
     return r.rows;
   }
+
+  /**
+   * What the delivery's last `n` finished attempts were, while it is sending (null otherwise), counting only attempts
+   * finished since its safety window began (its last resume): hard bounces, and final refusals (reason refused, no
+   * retry: a policy, spam or block-list refusal; a throttling reply is retried and is the MX rules' business). Reads at
+   * most n rows through send_attempts_finished_idx.
+   */
+  async recentAttempts(deliveryId: string, n: number): Promise<{ attempts: number; hardBounces: number; refusals: number } | null> {
+    const r = await this.pool.query<{ sending: boolean; attempts: number; hard: number; refused: number }>(
+      `WITH d AS (SELECT state = 'sending' AS sending, COALESCE(safety_window_from, '-infinity'::timestamptz) AS since FROM deliveries WHERE id = $1),
+       last AS (
+         SELECT a.outcome, a.failure_reason, a.retry_class FROM send_attempts a, d
+         WHERE d.sending AND a.delivery_id = $1 AND a.finished_at IS NOT NULL AND a.finished_at > d.since
+         ORDER BY a.finished_at DESC LIMIT $2
+       )
+       SELECT (SELECT sending FROM d) AS sending, count(*)::int AS attempts,
+         count(*) FILTER (WHERE outcome = 'hard')::int AS hard,
+         count(*) FILTER (WHERE outcome <> 'hard' AND failure_reason = 'refused' AND retry_class = 'none')::int AS refused
+       FROM last`,
+      [deliveryId, n],
+    );
+    const row = r.rows[0];
+    if (!row?.sending) return null;
+    return { attempts: row.attempts, hardBounces: row.hard, refusals: row.refused };
+  }
 }

@@ -11,6 +11,8 @@ import { addressDomain } from '../domain/email-address';
 export type Audience = { recipients: Iterable<RecipientInput> } | { listId: string };
 
 export interface NewDelivery {
+  /** The id to give it (an idempotent request's stable resource id); a new UUID when absent. */
+  id?: string;
   name: string;
   from: { address: string; name?: string };
   replyTo?: string;
@@ -43,12 +45,15 @@ export interface DeliveryRow {
   confirmedAt: Date | null;
   sendingStartedAt: Date | null;
   completedAt: Date | null;
+  /** Why it is paused ({ by, reason, at, safetyStop? }), while it is. */
+  pauseReason: Record<string, unknown> | null;
 }
 
 const SELECT_DELIVERY = `SELECT id, name, from_address AS "fromAddress", from_name AS "fromName", from_domain AS "fromDomain",
   reply_to AS "replyTo", subject, html, text_body AS "text", state, auto_confirm AS "autoConfirm",
   validity_seconds AS "validitySeconds", contact_date AS "contactDate", options, analysis, created_at AS "createdAt",
-  confirmed_at AS "confirmedAt", sending_started_at AS "sendingStartedAt", completed_at AS "completedAt"
+  confirmed_at AS "confirmedAt", sending_started_at AS "sendingStartedAt", completed_at AS "completedAt",
+  pause_reason AS "pauseReason"
   FROM deliveries`;
 
 export class DeliveryStore {
@@ -56,7 +61,7 @@ export class DeliveryStore {
 
   /** Writes the delivery and all its recipients in one transaction: either everything is there or nothing is. */
   async create(input: NewDelivery, audience: Audience): Promise<{ id: string; recipientCount: number }> {
-    const id = randomUUID();
+    const id = input.id ?? randomUUID();
     const recipientCount = await inTransaction(this.pool, async (client) => {
       await client.query(
         `INSERT INTO deliveries (id, name, from_address, from_name, from_domain, reply_to, subject, html, text_body,
@@ -85,6 +90,12 @@ export class DeliveryStore {
       return count;
     });
     return { id, recipientCount };
+  }
+
+  /** How many recipients a stored delivery has (its population, excluded ones included). */
+  async recipientCount(id: string): Promise<number> {
+    const r = await this.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM delivery_recipients WHERE delivery_id = $1', [id]);
+    return r.rows[0].n;
   }
 
   /** Removes a delivery whose workflow could not be started, so no half-created delivery remains. */
@@ -152,7 +163,11 @@ export class DeliveryStore {
     await this.pool.query('UPDATE deliveries SET contact_date = $2 WHERE id = $1', [id, contactDate]);
   }
 
-  async setState(id: string, state: DeliveryPhase): Promise<void> {
+  /**
+   * Records the phase, and why the delivery is paused (cleared on any other phase). Resuming a paused delivery also
+   * restarts the safety stop's window: the attempts before the pause were judged already.
+   */
+  async setState(id: string, state: DeliveryPhase, pauseReason: { atMs: number } | null = null): Promise<void> {
     const stamp =
       state === 'sending'
         ? ', sending_started_at = COALESCE(sending_started_at, now())'
@@ -161,6 +176,12 @@ export class DeliveryStore {
           : state === 'scheduled'
             ? ', confirmed_at = COALESCE(confirmed_at, now())'
             : '';
-    await this.pool.query(`UPDATE deliveries SET state = $2${stamp} WHERE id = $1`, [id, state]);
+    const reason = state === 'paused' && pauseReason ? { ...pauseReason, at: new Date(pauseReason.atMs).toISOString() } : null;
+    await this.pool.query(
+      `UPDATE deliveries SET state = $2${stamp}, pause_reason = $3::jsonb,
+         safety_window_from = CASE WHEN state = 'paused' AND $2 = 'sending' THEN now() ELSE safety_window_from END
+       WHERE id = $1`,
+      [id, state, reason === null ? null : JSON.stringify(reason)],
+    );
   }
 }

@@ -10,8 +10,8 @@ export class DenylistStore {
    */
   async unsubscribe(deliveryId: string, recipientId: number): Promise<{ added: boolean }> {
     const r = await this.pool.query(
-      `INSERT INTO address_denylist (address_key, reason, source, delivery_id)
-       SELECT address_key, 'unsubscribed', 'list-unsubscribe', delivery_id FROM delivery_recipients WHERE delivery_id = $1 AND recipient_id = $2
+      `INSERT INTO address_denylist (address_key, reason, source, delivery_id, recipient_id)
+       SELECT address_key, 'unsubscribed', 'list-unsubscribe', delivery_id, recipient_id FROM delivery_recipients WHERE delivery_id = $1 AND recipient_id = $2
        ON CONFLICT (address_key) DO NOTHING`,
       [deliveryId, recipientId],
     );

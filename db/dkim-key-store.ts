@@ -2,6 +2,10 @@
 import type { Pool } from 'pg';
 import { dkimTxtRecord, generateDkimKey, type DkimAlgorithm, type SigningKey } from '../mail/dkim/keys';
 import type { KeyCipher } from '../mail/dkim/key-cipher';
+import { audited, type AuditActor } from './audit-log-store';
+
+/** The audit log's name for a key: its DNS record's name. */
+const keyTarget = (domain: string, selector: string) => `${selector}._domainkey.${domain}`;
 
 export interface PublishedKey {
   domain: string;
@@ -33,30 +37,50 @@ export class DkimKeyStore {
   }
 
   /** Generates a key under a new selector (rotation: the newest active key per algorithm signs). */
-  async addKey(domain: string, selector: string, algorithm: DkimAlgorithm, failIfExists = true): Promise<boolean> {
+  async addKey(domain: string, selector: string, algorithm: DkimAlgorithm, failIfExists = true, actor?: AuditActor): Promise<boolean> {
     const key = generateDkimKey(algorithm);
-    const r = await this.pool.query(
-      `INSERT INTO dkim_keys (domain, selector, algorithm, private_key_enc, public_key_b64) VALUES ($1, $2, $3, $4, $5)
-       ON CONFLICT (domain, selector) DO NOTHING`,
-      [domain, selector, algorithm, this.cipher.encrypt(key.privateKeyPem), key.publicKeyB64],
+    const added = await audited(
+      this.pool,
+      actor && { actor, action: 'dkim_key.add', targetType: 'dkim_key', targetId: keyTarget(domain, selector), details: { algorithm, generated: true } },
+      async (db) => {
+        const r = await db.query(
+          `INSERT INTO dkim_keys (domain, selector, algorithm, private_key_enc, public_key_b64) VALUES ($1, $2, $3, $4, $5)
+           ON CONFLICT (domain, selector) DO NOTHING`,
+          [domain, selector, algorithm, this.cipher.encrypt(key.privateKeyPem), key.publicKeyB64],
+        );
+        return (r.rowCount ?? 0) > 0;
+      },
     );
-    const added = (r.rowCount ?? 0) > 0;
     if (!added && failIfExists) throw new DkimKeyExistsError(`${selector}._domainkey.${domain} already exists; rotate by adding a new selector`);
     return added;
   }
 
   /** Adds a key from an existing PEM (keys read from files, rotation by a new selector). */
-  async importKey(domain: string, selector: string, algorithm: DkimAlgorithm, privateKeyPem: string, publicKeyB64: string): Promise<void> {
-    await this.pool.query(
-      `INSERT INTO dkim_keys (domain, selector, algorithm, private_key_enc, public_key_b64) VALUES ($1, $2, $3, $4, $5)
-       ON CONFLICT (domain, selector) DO UPDATE SET algorithm = $3, private_key_enc = $4, public_key_b64 = $5, active = true`,
-      [domain, selector, algorithm, this.cipher.encrypt(privateKeyPem), publicKeyB64],
+  async importKey(domain: string, selector: string, algorithm: DkimAlgorithm, privateKeyPem: string, publicKeyB64: string, actor?: AuditActor): Promise<void> {
+    await audited(
+      this.pool,
+      actor && { actor, action: 'dkim_key.add', targetType: 'dkim_key', targetId: keyTarget(domain, selector), details: { algorithm, imported: true } },
+      async (db) => {
+        await db.query(
+          `INSERT INTO dkim_keys (domain, selector, algorithm, private_key_enc, public_key_b64) VALUES ($1, $2, $3, $4, $5)
+           ON CONFLICT (domain, selector) DO UPDATE SET algorithm = $3, private_key_enc = $4, public_key_b64 = $5, active = true`,
+          [domain, selector, algorithm, this.cipher.encrypt(privateKeyPem), publicKeyB64],
+        );
+        return true;
+      },
     );
   }
 
-  async setActive(domain: string, selector: string, active: boolean): Promise<boolean> {
-    const r = await this.pool.query('UPDATE dkim_keys SET active = $3 WHERE domain = $1 AND selector = $2', [domain, selector, active]);
-    return (r.rowCount ?? 0) > 0;
+  /** Turns a key on or off (keys are never deleted: deactivating is how one is removed from signing). */
+  async setActive(domain: string, selector: string, active: boolean, actor?: AuditActor): Promise<boolean> {
+    return audited(
+      this.pool,
+      actor && { actor, action: active ? 'dkim_key.activate' : 'dkim_key.deactivate', targetType: 'dkim_key', targetId: keyTarget(domain, selector) },
+      async (db) => {
+        const r = await db.query('UPDATE dkim_keys SET active = $3 WHERE domain = $1 AND selector = $2', [domain, selector, active]);
+        return (r.rowCount ?? 0) > 0;
+      },
+    );
   }
 
   /** Active keys of a domain, newest first: with one RSA and one Ed25519 key the message is dual-signed. */

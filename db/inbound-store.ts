@@ -186,10 +186,15 @@ export class InboundStore {
           );
           return { effect: (r.rowCount ?? 0) > 0 ? 'reason_updated' : 'none', quarantined: false };
         }
+        // The status before, read and locked by a statement of its own: a `SELECT ... FOR UPDATE` in a CTE beside the
+        // UPDATE of the same row finds that row already changed by its own statement and returns nothing (the
+        // transition was logged with no from_status).
+        const previous = await client.query<{ status: EfsStatus }>(
+          `SELECT status FROM delivery_recipients WHERE delivery_id = $1 AND recipient_id = $2 FOR UPDATE`,
+          [deliveryId, recipientId],
+        );
         const r = await client.query<{ address_key: string; from_status: EfsStatus }>(
-          `WITH previous AS (
-             SELECT status FROM delivery_recipients WHERE delivery_id = $1 AND recipient_id = $2 FOR UPDATE
-           ), updated AS (
+          `WITH updated AS (
              UPDATE delivery_recipients SET status = 'failed', failure_type = $3, failure_reason = $4, next_retry_at = NULL,
                final_at = now(), updated_at = now()
              WHERE delivery_id = $1 AND recipient_id = $2
@@ -198,10 +203,10 @@ export class InboundStore {
            ), logged AS (
              INSERT INTO efs_transitions (delivery_id, recipient_id, from_status, to_status, failure_type, failure_reason,
                smtp_code, enhanced_code, reply_text, mx_host, source)
-             SELECT $1, $2, (SELECT status FROM previous), 'failed', $3, $4, $5, $6, $7, $8, 'dsn' FROM updated
+             SELECT $1, $2, $9, 'failed', $3, $4, $5, $6, $7, $8, 'dsn' FROM updated
            )
-           SELECT address_key, (SELECT status FROM previous) AS from_status FROM updated`,
-          [deliveryId, recipientId, f.type, f.reason ?? 'not_defined', ...details],
+           SELECT address_key, $9::text AS from_status FROM updated`,
+          [deliveryId, recipientId, f.type, f.reason ?? 'not_defined', ...details, previous.rows[0]?.status ?? null],
         );
         const row = r.rows[0];
         if (!row) return { effect: 'none', quarantined: false };

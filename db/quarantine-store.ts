@@ -1,5 +1,6 @@
 /** Quarantined addresses (listing, release) and the denylist (listing, manual entries): what analysis excludes. */
 import type { Pool } from 'pg';
+import { audited, type AuditActor } from './audit-log-store';
 
 export interface QuarantineEntry {
   address: string;
@@ -59,9 +60,11 @@ export class QuarantineStore {
   }
 
   /** Lifts a quarantine and forgets the address's failure count; false when the address had no record. */
-  async release(addressKey: string): Promise<boolean> {
-    const r = await this.pool.query(`DELETE FROM address_quarantine WHERE address_key = $1`, [addressKey]);
-    return (r.rowCount ?? 0) > 0;
+  async release(addressKey: string, actor?: AuditActor): Promise<boolean> {
+    return audited(this.pool, actor && { actor, action: 'quarantine.release', targetType: 'address', targetId: addressKey }, async (db) => {
+      const r = await db.query(`DELETE FROM address_quarantine WHERE address_key = $1`, [addressKey]);
+      return (r.rowCount ?? 0) > 0;
+    });
   }
 
   async listDenylist(opts: { after?: string; limit: number; search?: string; source?: string }): Promise<DenylistEntry[]> {
@@ -78,16 +81,25 @@ export class QuarantineStore {
   }
 
   /** Adds a manual entry; `added` is false when the address was already denylisted (the first entry is kept). */
-  async addToDenylist(addressKey: string, reason: string, note: string | null): Promise<{ added: boolean }> {
-    const r = await this.pool.query(
-      `INSERT INTO address_denylist (address_key, reason, source, note) VALUES ($1, $2, 'api', $3) ON CONFLICT (address_key) DO NOTHING`,
-      [addressKey, reason, note],
+  async addToDenylist(addressKey: string, reason: string, note: string | null, actor?: AuditActor): Promise<{ added: boolean }> {
+    return audited(
+      this.pool,
+      actor && { actor, action: 'denylist.add', targetType: 'address', targetId: addressKey, details: { reason } },
+      async (db) => {
+        const r = await db.query(
+          `INSERT INTO address_denylist (address_key, reason, source, note) VALUES ($1, $2, 'api', $3) ON CONFLICT (address_key) DO NOTHING`,
+          [addressKey, reason, note],
+        );
+        return { added: (r.rowCount ?? 0) > 0 };
+      },
+      (r) => r.added,
     );
-    return { added: (r.rowCount ?? 0) > 0 };
   }
 
-  async removeFromDenylist(addressKey: string): Promise<boolean> {
-    const r = await this.pool.query(`DELETE FROM address_denylist WHERE address_key = $1`, [addressKey]);
-    return (r.rowCount ?? 0) > 0;
+  async removeFromDenylist(addressKey: string, actor?: AuditActor): Promise<boolean> {
+    return audited(this.pool, actor && { actor, action: 'denylist.remove', targetType: 'address', targetId: addressKey }, async (db) => {
+      const r = await db.query(`DELETE FROM address_denylist WHERE address_key = $1`, [addressKey]);
+      return (r.rowCount ?? 0) > 0;
+    });
   }
 }

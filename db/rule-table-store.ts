@@ -6,6 +6,7 @@
  */
 import type { Pool, PoolClient } from 'pg';
 import { inTransaction } from './transaction';
+import { insertAuditEntry, type AuditActor } from './audit-log-store';
 
 export type RuleOrigin = 'seed' | 'api';
 
@@ -28,6 +29,12 @@ export interface SeedResult {
   keptApiEdited: string[];
   /** Seed-origin rules that are no longer in the seed, now deleted. */
   retired: string[];
+}
+
+/** Who changes a rule through the API, and what the audit log calls the rule set's rules (e.g. 'qualification_rule'). */
+export interface RuleChangeAudit {
+  actor: AuditActor;
+  targetType: string;
 }
 
 export interface RuleSetState {
@@ -170,7 +177,7 @@ export class RuleTableStore<Rule extends { id: string }, Compiled, Row extends R
    * schema, compiled, and checked against its own sample; throws the rule set's invalid-rule error otherwise.
    * `enabled` defaults to true for a new rule and is kept for an existing one.
    */
-  async upsert(input: unknown, opts: { enabled?: boolean } = {}): Promise<{ rule: StoredRule<Rule>; created: boolean }> {
+  async upsert(input: unknown, opts: { enabled?: boolean; audit?: RuleChangeAudit } = {}): Promise<{ rule: StoredRule<Rule>; created: boolean }> {
     const rule = this.def.validateRule(input);
     const { table } = this.def;
     const { ruleFields, setRuleFields, recordset, columns } = this.sql;
@@ -189,12 +196,14 @@ export class RuleTableStore<Rule extends { id: string }, Compiled, Row extends R
         [JSON.stringify([this.def.ruleToRecord(rule)]), opts.enabled ?? null],
       );
       await this.bump(c);
-      return { rule: this.toStored(r.rows[0]), created };
+      const stored = this.toStored(r.rows[0]);
+      if (opts.audit) await this.audit(c, opts.audit, 'put', rule.id, { created, enabled: stored.enabled });
+      return { rule: stored, created };
     });
   }
 
   /** Turns a rule on or off; keeps its origin (a disabled seed rule still gets seed updates, and stays disabled). Null when unknown. */
-  async setEnabled(id: string, enabled: boolean): Promise<StoredRule<Rule> | null> {
+  async setEnabled(id: string, enabled: boolean, audit?: RuleChangeAudit): Promise<StoredRule<Rule> | null> {
     return inTransaction(this.pool, async (c) => {
       const r = await c.query<Row>(
         `UPDATE ${this.def.table} SET enabled = $2, updated_at = CASE WHEN enabled = $2 THEN updated_at ELSE now() END
@@ -203,6 +212,7 @@ export class RuleTableStore<Rule extends { id: string }, Compiled, Row extends R
       );
       if (r.rows.length === 0) return null;
       await this.bump(c);
+      if (audit) await this.audit(c, audit, enabled ? 'enable' : 'disable', id);
       return this.toStored(r.rows[0]);
     });
   }
@@ -211,11 +221,12 @@ export class RuleTableStore<Rule extends { id: string }, Compiled, Row extends R
    * Deletes a rule; false when unknown. The row stays as a tombstone marked 'api', so a newer seed does not bring a
    * deleted seed rule back; a PUT of the same id creates it again.
    */
-  async delete(id: string): Promise<boolean> {
+  async delete(id: string, audit?: RuleChangeAudit): Promise<boolean> {
     return inTransaction(this.pool, async (c) => {
       const r = await c.query(`UPDATE ${this.def.table} SET deleted_at = now(), origin = 'api', updated_at = now() WHERE id = $1 AND deleted_at IS NULL`, [id]);
       if ((r.rowCount ?? 0) === 0) return false;
       await this.bump(c);
+      if (audit) await this.audit(c, audit, 'delete', id);
       return true;
     });
   }
@@ -243,6 +254,11 @@ export class RuleTableStore<Rule extends { id: string }, Compiled, Row extends R
     );
     const row = r.rows[0];
     return row ? { version: row.version, revision: Number(row.revision), updatedAt: row.updated_at.toISOString() } : { version: 0, revision: null, updatedAt: null };
+  }
+
+  /** The audit entry of a change through the API, in the change's transaction. */
+  private audit(c: PoolClient, a: RuleChangeAudit, verb: string, id: string, details: Record<string, unknown> = {}): Promise<void> {
+    return insertAuditEntry(c, { actor: a.actor, action: `${a.targetType}.${verb}`, targetType: a.targetType, targetId: id, details: { ruleSet: this.setName, ...details } });
   }
 
   /** Bumps the change marker (and records a seed version) under the row lock of the writing transaction. */

@@ -14,7 +14,12 @@ import { QuarantineStore } from './quarantine-store';
 import { QualificationRuleStore } from './qualification-rule-store';
 import { InboundRuleStore } from './inbound-rule-store';
 import { RecipientListStore } from './recipient-lists';
-import { SiteBackoffStore } from './site-backoff-store';
+import { MxReplyRuleStore, MxSiteRuleStore } from './mx-rule-store';
+import { MxSiteStore } from './mx-site-store';
+import { ApiKeyStore } from './api-key-store';
+import { AuditLogStore } from './audit-log-store';
+import { IdempotencyStore } from './idempotency-store';
+import { WebhookStore } from './webhook-store';
 
 export interface Stores {
   /** The deliveries table: creation with the population, phase, draft edits, analysis report. */
@@ -33,8 +38,12 @@ export interface Stores {
   qualificationRules: QualificationRuleStore;
   /** The inbound rules (non-standard bounces, auto-replies) the inbound classifier uses. */
   inboundRules: InboundRuleStore;
-  /** Receiving sites backed off after throttling, shared by every worker. */
-  siteBackoff: SiteBackoffStore;
+  /** MX site rules: receiving sites and their limits. */
+  mxSiteRules: MxSiteRuleStore;
+  /** MX reply rules: the replies that slow a site down or suspend it. */
+  mxReplyRules: MxReplyRuleStore;
+  /** Live state of the receiving sites (budgets, connection leases, adaptive state, counts), shared by every worker. */
+  mxSites: MxSiteStore;
   /** Addresses never to be mailed again. */
   denylist: DenylistStore;
   /** Proofs sent before confirmation. */
@@ -43,6 +52,14 @@ export interface Stores {
   inbound: InboundStore;
   /** Quarantined addresses and the denylist, as analysis sees them. */
   quarantine: QuarantineStore;
+  /** API keys (hashed) and their scopes. */
+  apiKeys: ApiKeyStore;
+  /** Who changed what through the API. */
+  audit: AuditLogStore;
+  /** Idempotency-Key claims and the answers they replay (docs/idempotency-keys.md). */
+  idempotency: IdempotencyStore;
+  /** Webhook subscriptions, the event outbox, and what each endpoint was sent (close() ends its LISTEN connection). */
+  webhooks: WebhookStore;
 }
 
 export interface StoreOptions {
@@ -50,6 +67,8 @@ export interface StoreOptions {
   keyEncryptionSecret: string;
   /** When addresses are quarantined (default: DEFAULT_QUARANTINE_POLICY). */
   quarantinePolicy?: QuarantinePolicy;
+  /** How long idempotency keys live, and the lease of a request running under one (default: 24 h, 30 s). */
+  idempotency?: { ttlSeconds: number; leaseSeconds: number };
 }
 
 export function createStores(pool: Pool, opts: StoreOptions): Stores {
@@ -62,10 +81,16 @@ export function createStores(pool: Pool, opts: StoreOptions): Stores {
     keys: new DkimKeyStore(pool, new KeyCipher(opts.keyEncryptionSecret)),
     qualificationRules: new QualificationRuleStore(pool),
     inboundRules: new InboundRuleStore(pool),
-    siteBackoff: new SiteBackoffStore(pool),
+    mxSiteRules: new MxSiteRuleStore(pool),
+    mxReplyRules: new MxReplyRuleStore(pool),
+    mxSites: new MxSiteStore(pool),
     denylist: new DenylistStore(pool),
     proofs: new ProofStore(pool),
     inbound: new InboundStore(pool, opts.quarantinePolicy),
     quarantine: new QuarantineStore(pool),
+    apiKeys: new ApiKeyStore(pool),
+    audit: new AuditLogStore(pool),
+    idempotency: new IdempotencyStore(pool, opts.idempotency ?? { ttlSeconds: 24 * 3600, leaseSeconds: 30 }),
+    webhooks: new WebhookStore(pool, new KeyCipher(opts.keyEncryptionSecret)),
   };
 }

@@ -51,6 +51,18 @@ export interface SandboxMxOptions {
   reports?: ReportDestination;
   /** Called synchronously for every stored record (one per accepted recipient). Same as the `accepted` event. */
   onAccepted?: (message: AcceptedMessage) => void;
+  /**
+   * A receiver that rate-limits its senders: a recipient offered while `perSecond` messages were already accepted in
+   * the last second gets `421 4.7.0 Too many messages, slow down` (rejection behaviour `rate_limit`) and the connection
+   * is closed. Default: none.
+   */
+  rateLimit?: { perSecond: number };
+}
+
+/** Open SMTP sessions now, and at most since start or `resetConnectionStats()`. */
+export interface ConnectionStats {
+  open: number;
+  maxOpen: number;
 }
 
 /** One accepted recipient of one message: a message with three accepted recipients yields three records sharing `queueId` and `raw`. */
@@ -72,13 +84,16 @@ export interface AcceptedMessage {
   tls: boolean;
   /** The user the client authenticated as (relay mode), or null. */
   authUser: string | null;
+  /** The name the client gave in EHLO/HELO (tells apart senders sharing one address, e.g. two worker processes). */
+  clientName: string | null;
   /** SMTP DSN parameters the sender gave (RFC 3461): ENVID, RET, and this recipient's NOTIFY and ORCPT. */
   dsn: { envid: string | null; ret: string | null; notify: string[] | null; orcpt: string | null };
 }
 
 export interface Rejection {
   address: string;
-  behaviour: BehaviourName | 'oversize';
+  /** `outage`: cut by `dropInData()` (an outage switched on by the caller, not the recipient's behaviour). */
+  behaviour: BehaviourName | 'oversize' | 'outage' | 'rate_limit';
   stage: 'rcpt' | 'data';
   /** SMTP reply code; null when the connection was dropped without a reply. */
   code: number | null;
@@ -90,6 +105,8 @@ export interface Rejection {
 export type SandboxMxEvents = {
   accepted: [message: AcceptedMessage];
   rejected: [rejection: Rejection];
+  /** A session opened or closed: the number open afterwards. */
+  connections: [open: number, at: number];
 };
 
 const DEFAULT_HOST = '127.0.0.1';
@@ -99,6 +116,18 @@ const DEFAULT_SLOW_MS = 2000;
 const STOP_GRACE_MS = 1000;
 /** Without `keepRaw` only the header block is buffered, up to this much, to find the Message-ID. */
 const HEADER_SCAN_LIMIT = 64 * 1024;
+
+/** What the outage controls (`dropInData`, `refuseConnections`) are doing and have done. */
+export interface OutageStatus {
+  droppingInData: boolean;
+  refusingConnections: boolean;
+  /** Transactions cut in the middle of their message data since start or the last `reset()`. */
+  droppedInData: number;
+  /** Open connections cut when a refusal began. */
+  connectionsCut: number;
+  /** Refusal periods begun. */
+  refusals: number;
+}
 
 interface AddressState {
   attempts: number;
@@ -166,6 +195,17 @@ export class SandboxMx extends EventEmitter<SandboxMxEvents> {
   private readonly reportMailer: ReportMailer | undefined;
   private acceptedTotal = 0;
 
+  /** While set, transactions are cut in the middle of DATA (`fraction` of them) until `untilMs`. */
+  private dataDrop: { untilMs: number; fraction: number } | null = null;
+  /** While set, the listener is closed; `relisten` opens it again at the end of the period. */
+  private refusal: { timer: NodeJS.Timeout; relisten: () => Promise<void>; finish: () => void } | null = null;
+  private readonly outageCounts = { droppedInData: 0, connectionsCut: 0, refusals: 0 };
+
+  private readonly rateLimit: { perSecond: number } | undefined;
+  /** Acceptance times of the last second (rate limit). */
+  private recentAccepts: number[] = [];
+  private readonly connectionCounts: ConnectionStats = { open: 0, maxOpen: 0 };
+
   constructor(options: SandboxMxOptions = {}) {
     super();
     this.port = options.port ?? 0;
@@ -183,6 +223,8 @@ export class SandboxMx extends EventEmitter<SandboxMxEvents> {
     if (options.onAccepted) this.on('accepted', options.onAccepted);
     this.relay = options.relay ?? false;
     this.reportMailer = options.reports ? new ReportMailer(options.reports) : undefined;
+    if (options.rateLimit && !(options.rateLimit.perSecond > 0)) throw new RangeError('SandboxMx: rateLimit.perSecond must be positive');
+    this.rateLimit = options.rateLimit;
   }
 
   async start(): Promise<{ port: number }> {
@@ -213,6 +255,16 @@ export class SandboxMx extends EventEmitter<SandboxMxEvents> {
       hideDSN: false,
       logger: false,
       closeTimeout: STOP_GRACE_MS,
+      onConnect: (_session, callback) => {
+        this.connectionCounts.open += 1;
+        this.connectionCounts.maxOpen = Math.max(this.connectionCounts.maxOpen, this.connectionCounts.open);
+        this.emit('connections', this.connectionCounts.open, Date.now());
+        callback();
+      },
+      onClose: () => {
+        this.connectionCounts.open -= 1;
+        this.emit('connections', this.connectionCounts.open, Date.now());
+      },
       onRcptTo: (address, session, callback) => this.handleRcpt(address, session, callback),
       onData: (stream, session, callback) => this.handleData(stream, session, callback),
     });
@@ -249,6 +301,13 @@ export class SandboxMx extends EventEmitter<SandboxMxEvents> {
     if (!server) return;
     this.server = undefined;
     this.boundPort = undefined;
+    this.dataDrop = null;
+    if (this.refusal) {
+      // Not listening: nothing to reopen. server.close() below still ends the connections opened since.
+      clearTimeout(this.refusal.timer);
+      this.refusal.finish();
+      this.refusal = null;
+    }
     for (const held of this.slowReplies) {
       clearTimeout(held.timer);
       held.release();
@@ -299,13 +358,92 @@ export class SandboxMx extends EventEmitter<SandboxMxEvents> {
     return this.rejectionRecords.slice(-this.maxRecords);
   }
 
-  /** Forgets all records and per-address state (attempt counters, greylist sightings). Connections are untouched. */
+  /** Forgets all records and per-address state (attempt counters, greylist sightings, outage counters). Connections are untouched. */
   reset(): void {
     this.acceptedRecords = [];
     this.rejectionRecords = [];
     this.addressStates.clear();
     this.acceptedCounts.clear();
     this.acceptedTotal = 0;
+    this.outageCounts.droppedInData = 0;
+    this.outageCounts.connectionsCut = 0;
+    this.outageCounts.refusals = 0;
+  }
+
+  /**
+   * An outage of the receiving host's network or queue: for `forMs` (Infinity: until `stopDroppingInData()`), a
+   * `fraction` of the transactions that reach DATA are cut in the middle of the message data, the socket closed with
+   * no reply. The end of the data never arrived, so nothing is stored or counted as accepted (a real receiver discards
+   * an unfinished message); each cut recipient is a rejection with behaviour `outage`, stage `data`, code null.
+   */
+  dropInData(forMs: number, fraction = 1): void {
+    if (!(forMs > 0)) throw new RangeError('SandboxMx.dropInData: forMs must be positive');
+    if (!(fraction > 0 && fraction <= 1)) throw new RangeError('SandboxMx.dropInData: fraction must be in (0, 1]');
+    this.dataDrop = { untilMs: Date.now() + forMs, fraction };
+  }
+
+  stopDroppingInData(): void {
+    this.dataDrop = null;
+  }
+
+  /**
+   * The host goes down for `forMs`: the listener closes (new connections get ECONNREFUSED), open connections are cut
+   * without a reply, and the same port is listened on again afterwards. Resolves once it listens again (or once
+   * `stopRefusing()` or `stop()` ended the period).
+   */
+  async refuseConnections(forMs: number): Promise<void> {
+    const smtp = this.server;
+    const port = this.boundPort;
+    if (!smtp || port === undefined) throw new Error('SandboxMx not started');
+    if (this.refusal) throw new Error('SandboxMx is already refusing connections');
+    if (!(forMs > 0)) throw new RangeError('SandboxMx.refuseConnections: forMs must be positive');
+    const closed = new Promise<void>((resolve) => smtp.server.close(() => resolve()));
+    this.outageCounts.refusals += 1;
+    for (const connection of smtp.connections) {
+      // A socket under a TLS handshake must not be torn down from below (it crashes Node); that handshake ends on its own.
+      if (connection._upgrading || connection._socket.destroyed) continue;
+      connection._socket.destroy();
+      this.outageCounts.connectionsCut += 1;
+    }
+    let finish!: () => void;
+    const done = new Promise<void>((resolve) => (finish = resolve));
+    const relisten = async () => {
+      if (!this.refusal) return;
+      clearTimeout(this.refusal.timer);
+      this.refusal = null;
+      // Connections cut above (or a handshake finishing) may hold the old handle open a moment; listening needs it gone.
+      await Promise.race([closed, new Promise((r) => setTimeout(r, 2_000))]);
+      if (this.server === smtp) {
+        await new Promise<void>((resolve, reject) => {
+          smtp.server.once('error', reject);
+          smtp.server.listen(port, this.host, () => {
+            smtp.server.off('error', reject);
+            resolve();
+          });
+        });
+      }
+      finish();
+    };
+    this.refusal = { timer: setTimeout(() => void relisten().catch(() => finish()), forMs), relisten, finish };
+    return done;
+  }
+
+  /** Ends a refusal period early; resolves once listening again. */
+  async stopRefusing(): Promise<void> {
+    await this.refusal?.relisten();
+  }
+
+  outageStatus(): OutageStatus {
+    return {
+      droppingInData: this.dataDropActive(),
+      refusingConnections: this.refusal !== null,
+      ...this.outageCounts,
+    };
+  }
+
+  private dataDropActive(): boolean {
+    if (this.dataDrop && Date.now() >= this.dataDrop.untilMs) this.dataDrop = null;
+    return this.dataDrop !== null;
   }
 
   private handleRcpt(address: SMTPServerAddress, session: SMTPServerSession, callback: (err?: Error | null) => void): void {
@@ -318,6 +456,15 @@ export class SandboxMx extends EventEmitter<SandboxMxEvents> {
     }
     state.attempts += 1;
 
+    if (this.rateLimit && !this.relay) {
+      while (this.recentAccepts.length > 0 && this.recentAccepts[0] <= now - 1_000) this.recentAccepts.shift();
+      if (this.recentAccepts.length >= this.rateLimit.perSecond) {
+        const reply: SmtpReply = { code: 421, enhancedCode: '4.7.0', text: 'Too many messages, slow down' };
+        this.recordRejection(address.address, 'rate_limit', 'rcpt', reply);
+        callback(smtpError(reply)); // smtp-server closes the connection itself after a 421
+        return;
+      }
+    }
     const behaviour = behaviourFor(address.address, this.domainBehaviours);
     // A smart host cannot know at RCPT what the final server will say: it accepts and reports later.
     if (this.relay) {
@@ -347,14 +494,19 @@ export class SandboxMx extends EventEmitter<SandboxMxEvents> {
 
   /** Destroys the socket without answering, leaving the RCPT callback unanswered on purpose: there is nobody left to answer. */
   private dropConnection(session: SMTPServerSession, callback: (err?: Error | null) => void): void {
+    if (this.destroySession(session)) return;
+    // Unreachable in practice; fall back to the nearest thing a client can observe as a dropped session.
+    callback(smtpError({ code: 421, enhancedCode: '4.4.2', text: 'Connection dropped' }));
+  }
+
+  private destroySession(session: SMTPServerSession): boolean {
     for (const connection of this.server?.connections ?? []) {
       if (connection.id === session.id) {
         connection._socket.destroy();
-        return;
+        return true;
       }
     }
-    // Unreachable in practice; fall back to the nearest thing a client can observe as a dropped session.
-    callback(smtpError({ code: 421, enhancedCode: '4.4.2', text: 'Connection dropped' }));
+    return false;
   }
 
   private handleData(
@@ -366,8 +518,23 @@ export class SandboxMx extends EventEmitter<SandboxMxEvents> {
     let buffered = 0;
     let head: Buffer = Buffer.alloc(0);
     let headComplete = false;
+    // Decided once per transaction, at its first data bytes: cut it there, before the end of the data.
+    let cut = false;
+    let decided = false;
+    // A cut socket may end the stream with an error; the transaction is over either way.
+    stream.on('error', () => undefined);
 
     stream.on('data', (chunk: Buffer) => {
+      if (!decided) {
+        decided = true;
+        if (this.dataDropActive() && Math.random() < this.dataDrop!.fraction) {
+          cut = true;
+          this.outageCounts.droppedInData += 1;
+          for (const r of session.envelope.rcptTo) this.recordRejection(r.address, 'outage', 'data', null);
+          this.destroySession(session);
+        }
+      }
+      if (cut) return;
       if (stream.sizeExceeded) return; // it will be rejected; do not hold an oversized body in memory
       if (this.keepRaw) {
         chunks.push(chunk);
@@ -378,6 +545,8 @@ export class SandboxMx extends EventEmitter<SandboxMxEvents> {
       }
     });
     stream.once('end', () => {
+      // Cut in the middle: no reply, nothing stored (the end-of-data the parser may still have seen came too late).
+      if (cut) return;
       const recipients = session.envelope.rcptTo.map((r) => r.address);
       if (stream.sizeExceeded) {
         for (const rcpt of recipients) this.recordRejection(rcpt, 'oversize', 'data', OVERSIZE_REPLY);
@@ -408,6 +577,7 @@ export class SandboxMx extends EventEmitter<SandboxMxEvents> {
             messageId,
             tls: session.secure,
             authUser: typeof session.user === 'string' ? session.user : null,
+            clientName: session.hostNameAppearsAs || null,
             dsn: dsnOf(session, rcptTo),
           }),
         );
@@ -475,7 +645,18 @@ export class SandboxMx extends EventEmitter<SandboxMxEvents> {
     await this.reportMailer?.idle();
   }
 
+  /** Open SMTP sessions now and the most at once (see `connections` events for the timeline). */
+  connectionStats(): ConnectionStats {
+    return { ...this.connectionCounts };
+  }
+
+  /** Starts counting the most sessions at once from the number open now. */
+  resetConnectionStats(): void {
+    this.connectionCounts.maxOpen = this.connectionCounts.open;
+  }
+
   private recordAccepted(message: AcceptedMessage): void {
+    if (this.rateLimit) this.recentAccepts.push(message.receivedAt.getTime());
     const key = message.rcptTo.toLowerCase();
     this.acceptedCounts.set(key, (this.acceptedCounts.get(key) ?? 0) + 1);
     this.acceptedTotal += 1;
@@ -490,7 +671,7 @@ export class SandboxMx extends EventEmitter<SandboxMxEvents> {
       stage,
       code: reply?.code ?? null,
       enhancedCode: reply?.enhancedCode ?? null,
-      text: reply?.text ?? 'connection dropped without reply',
+      text: reply?.text ?? (behaviour === 'outage' ? 'connection cut in the middle of the message data (outage)' : 'connection dropped without reply'),
       at: new Date(),
     };
     this.rejectionRecords = this.appendBounded(this.rejectionRecords, rejection);

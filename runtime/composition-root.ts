@@ -3,7 +3,6 @@
  * worker) from the settings. The API process, the worker process, the embedded stack, the bench and the test harness
  * all assemble themselves here, so a new dependency is wired once.
  */
-import type express from 'express';
 import type { Pool } from 'pg';
 import { Client, WorkflowNotFoundError, type Connection } from '@temporalio/client';
 import type { DataConverter } from '@temporalio/common';
@@ -14,6 +13,7 @@ import { createPool } from '../db/pool';
 import { migrate } from '../db/migrate';
 import { seedQualificationRules } from '../db/qualification-rule-store';
 import { seedInboundRules } from '../db/inbound-rule-store';
+import { seedMxRules } from '../db/mx-rule-store';
 import { createStores, type Stores } from '../db/stores';
 import { quarantinePolicyFromSettings } from '../domain/quarantine-policy';
 import { createActivityDependencies, type ActivityDependencies } from '../activities/dependencies';
@@ -25,7 +25,8 @@ import { InboundRuleTablesCache } from '../inbound/rule-tables-cache';
 import { classifyInboundMessage } from '../mail/inbound/classify';
 import { createWorker } from '../workers/create-worker';
 import { DeliveryService } from '../api/delivery-service';
-import { createApp } from '../api/app';
+import { createApp, type AccessSettings, type ApiApp } from '../api/app';
+import { deriveSessionSecret } from '../api/auth/access-control';
 import { payloadDataConverter } from './data-converter-codec';
 import { AesGcmPayloadCodec } from './payload-codec';
 
@@ -58,13 +59,20 @@ export async function openRuntime(settings: Settings, o: RuntimeOptions = {}): P
       await migrate(pool);
       await seedQualificationRules(pool);
       await seedInboundRules(pool);
+      await seedMxRules(pool);
     }
   } catch (e) {
     await pool.end().catch(() => {});
     throw e;
   }
   const secrets = o.secrets ?? loadSecrets(settings);
-  return { settings, secrets, pool, stores: createStores(pool, { keyEncryptionSecret: secrets.keyEncryptionSecret, quarantinePolicy: quarantinePolicyFromSettings(settings) }), close: () => pool.end() };
+  const stores = createStores(pool, {
+    keyEncryptionSecret: secrets.keyEncryptionSecret,
+    quarantinePolicy: quarantinePolicyFromSettings(settings),
+    idempotency: { ttlSeconds: settings.IDEMPOTENCY_KEY_TTL_HOURS * 3600, leaseSeconds: settings.IDEMPOTENCY_LEASE_SECONDS },
+  });
+  // The webhook long polls' LISTEN connection is not part of the pool: it is ended first.
+  return { settings, secrets, pool, stores, close: () => stores.webhooks.close().then(() => pool.end()) };
 }
 
 /** The activities' dependencies: the runtime's stores plus the SMTP sender and the rules cache (call `rules.start()`). */
@@ -95,7 +103,18 @@ export function buildDeliveryService(rt: EngineRuntime, client: Client, taskQueu
   return new DeliveryService({ client, stores: rt.stores, settings: rt.settings, taskQueue });
 }
 
-export function buildApi(rt: EngineRuntime, o: { service: DeliveryService; client: Client; taskQueue?: string; temporalUiUrl?: string }): express.Express {
+/** Access control's settings: rate limits, key cache, sessions (signed with SESSION_SECRET or a key derived from the installation's secrets). */
+export function accessSettings(s: Settings, secrets: Pick<Secrets, 'keyEncryptionSecret'>): AccessSettings {
+  return {
+    sessionSecret: s.SESSION_SECRET ?? deriveSessionSecret(secrets.keyEncryptionSecret),
+    sessionTtlSeconds: s.SESSION_TTL_SECONDS,
+    secureCookie: s.SESSION_COOKIE_SECURE,
+    keyCacheMs: Math.round(s.API_KEY_CACHE_SECONDS * 1000),
+    rateLimit: { perWindow: s.RATE_LIMIT_PER_KEY, windowMs: Math.round(s.RATE_LIMIT_WINDOW_SECONDS * 1000) },
+  };
+}
+
+export function buildApi(rt: EngineRuntime, o: { service: DeliveryService; client: Client; taskQueue?: string; temporalUiUrl?: string }): ApiApp {
   return createApp({
     service: o.service,
     stores: rt.stores,
@@ -103,7 +122,9 @@ export function buildApi(rt: EngineRuntime, o: { service: DeliveryService; clien
     temporalUiUrl: o.temporalUiUrl,
     codec: { codec: new AesGcmPayloadCodec(rt.secrets.payloadKeys), allowedOrigins: codecCorsOrigins(rt.settings) },
     schedules: { client: o.client, taskQueue: o.taskQueue ?? rt.settings.TASK_QUEUE },
+    webhooks: { client: o.client, taskQueue: o.taskQueue ?? rt.settings.TASK_QUEUE },
     inbound: { processor: buildInboundProcessor(rt, o.client), maxMessageBytes: rt.settings.INBOUND_MAX_MESSAGE_BYTES },
+    access: accessSettings(rt.settings, rt.secrets),
   });
 }
 

@@ -59,7 +59,7 @@ function render(version: number | null, rules: CompiledRule[]): string {
       '(origin `seed`) are updated (keeping their enabled flag) or deleted when gone from the seed, and rules edited or deleted through the API ' +
       '(origin `api`) are never overwritten. Through the API: `GET /api/qualification-rules[?provider=]`, `GET`, `PUT` (the rule without its id; ' +
       'validated, regexes compiled, and it must match its own sample, else 400 with the issues), `PATCH` `{"enabled": bool}` and `DELETE` ' +
-      '`/api/qualification-rules/:id`, and `POST /api/qualification-rules/test` `{"reply": "550 5.1.1 ...", "domain"?}` to see which rule a reply gets. ' +
+      '`/api/qualification-rules/:id`, and `POST /api/qualification-rules/test` `{"reply": "550 5.1.1 ...", "domain"?}` (a reply of up to 100,000 characters) to see which rule a reply gets and how long qualifying it took (`evaluationMs`). ' +
       'Workers reload the table within about 10 seconds of a change (they poll a change counter); until their first load they use this bundled table. ' +
       'This page shows the seed file, not edits made through the API.',
   );
@@ -88,9 +88,41 @@ function render(version: number | null, rules: CompiledRule[]): string {
   out.push('- The seed is `rules/smtp-qualification-rules.json` (`{ "version", "rules" }`). Bump `version` on every change: the version is what an audit of a qualification refers to. Rules written through the API have the same shape; `loadQualificationRules` validates any table (zod schema in `domain/bounce-rules/qualification-rule.ts`) and throws an error naming the faulty rule.');
   out.push('- Never rename a published `id`: delivery logs store it as `ruleId`.');
   out.push('- Every rule carries the real reply it targets in `sample` (and `sampleDomain` when it has a domain condition) and a `note` explaining the choice. `test/qualification-rules.test.ts` replays every sample and requires that its own rule wins, so a new rule that shadows an existing one fails the tests.');
-  out.push('- Patterns are JavaScript regexes compiled with the `i` flag only. Keep them linear (no nested quantifiers): they run for every failed recipient.');
+  out.push('- Patterns are RE2 regexes, compiled case-insensitively (next section). They run for every failed recipient: prefer plain words and `\\b` to long repeats.');
   out.push('- `hard` and `ignored` rules have retry class `none`; `soft` rules never do.');
   out.push('- After editing, regenerate this page: `npx tsx scripts/generate-rules-doc.ts`.');
+  out.push('');
+  out.push('## Pattern syntax: RE2, matched in linear time');
+  out.push('');
+  out.push(
+    'Every pattern of a rule table (here `pattern` and `domain`; the inbound rules\' `from`, `subject` and `body`) is an ' +
+      '[RE2](https://github.com/google/re2/wiki/Syntax) regex, compiled by `domain/patterns/safe-pattern.ts` with re2js (RE2 in plain JavaScript, ' +
+      'nothing native to install). Why not JavaScript\'s own RegExp: rules are data, changed through the API, and they run on every failed ' +
+      'recipient in every worker, on text the remote server wrote. A backtracking engine can take exponential time: with RegExp, the pattern ' +
+      '`^(a|aa)+$` took 3.4 s on a 43-character reply and would take hours on a slightly longer one, freezing all sending. RE2 never backtracks: ' +
+      'matching time is linear in the text, whatever the pattern (the same pattern on a 100,000-character reply takes milliseconds; ' +
+      '`test/qualification-rules.test.ts` and `test/bad-input.test.ts` check it under 100 ms, the cost figures are in `docs/benchmarks.md`).',
+  );
+  out.push('');
+  out.push(
+    '- **Refused** (400 naming the rule, the field and the construct, e.g. "invalid pattern regex /(?=x)y/: uses a look-ahead (`(?=...)`), ' +
+      'which the linear-time regex engine (RE2) does not support"): look-ahead `(?=...)` `(?!...)`, look-behind `(?<=...)` `(?<!...)`, ' +
+      'backreferences `\\1` `\\k<name>`, atomic groups `(?>...)`, possessive quantifiers `a++`, `\\u00E9` (write `\\x{00E9}`), `\\Z` (write `$` or `\\z`), ' +
+      'an empty class `[]`, repeat counts above 1000 (nested repeats multiply), and a pattern compiling to more than 3,000 RE2 instructions ' +
+      '(the cost of a match grows with the program: linear in text length times program size).',
+  );
+  out.push(
+    '- **Read differently from JavaScript**: `\\s` is ASCII white space `[\\t\\n\\f\\r ]` (write `[\\s\\x{A0}]` to include the no-break space); ' +
+      '`.` stops only at `\\n` (JavaScript also at `\\r`, U+2028, U+2029); in a multiline pattern (an inbound `body`) `^` and `$` match at `\\n` only ' +
+      '(bodies have their `\\r` removed). `\\b`, `\\w` and `\\d` are ASCII in both.',
+  );
+  out.push('- **RE2 extras**: named groups `(?P<name>...)`, inline flags such as `(?-i)` for a case-sensitive part, Unicode classes `\\pL`, POSIX classes `[[:alpha:]]`, quoting `\\Q...\\E`.');
+  out.push(
+    '- Seed version 5 rewrote the one shipped pattern that used a look-behind (`generic-mailbox-full`, spelled out without it); every shipped ' +
+      'pattern matches exactly the texts it matched as a JavaScript regex on the bounce corpus. A rule stored through the API before RE2 that RE2 ' +
+      'refuses stops the workers\' refresh (they keep their current table and log the rule\'s id) and the `/test` route answers 409 naming it: ' +
+      'fix it with a `PUT` or turn it off with `PATCH {"enabled": false}`.',
+  );
   out.push('');
   out.push('## Rules, in evaluation order');
   out.push('');

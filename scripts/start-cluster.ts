@@ -16,6 +16,25 @@ import { parseSettings } from '../config/settings';
 import { SandboxMx } from '../mx-sandbox/sandbox-mx';
 import { startLocalCluster } from '../stack/cluster/local-cluster';
 import { describeStartupFailure } from '../stack/startup-error';
+import { createPool } from '../db/pool';
+import { ApiKeyStore, createApiKey } from '../db/api-key-store';
+import type { AuditActor } from '../db/audit-log-store';
+
+const CLUSTER_ACTOR: AuditActor = { keyId: null, name: 'npm run start:cluster' };
+
+/** A fresh admin key for this run (the previous run's is revoked), created in the application's database. */
+async function clusterAdminKey(databaseUrl: string): Promise<string> {
+  const pool = createPool(databaseUrl, 2);
+  try {
+    const store = new ApiKeyStore(pool);
+    for (const k of await store.list()) {
+      if (k.createdBy.keyId === null && k.createdBy.name === CLUSTER_ACTOR.name) await store.revoke(k.id, CLUSTER_ACTOR);
+    }
+    return (await createApiKey(pool, { name: 'cluster admin (npm run start:cluster)', scopes: ['admin'], createdBy: CLUSTER_ACTOR })).secret;
+  } finally {
+    await pool.end();
+  }
+}
 
 async function main() {
   const { values } = parseArgs({
@@ -60,8 +79,11 @@ async function main() {
       MX_OVERRIDES: JSON.stringify({ '*': `127.0.0.1:${mxPort}` }),
     },
   });
+  const apiKey = await clusterAdminKey(cluster.databaseUrl);
   console.log(`\nProduction layout running:
   API              ${cluster.apiUrl}/api/deliveries
+  API key (admin)  ${apiKey}  (this run's; the next start revokes it)
+                   curl -H "Authorization: Bearer ${apiKey}" ${cluster.apiUrl}/api/deliveries
   Temporal         ${cluster.temporalAddress} (namespace ${cluster.namespace}; temporal --address ${cluster.temporalAddress} workflow list)
   workers          ${cluster.workers.length} processes on task queue ${cluster.taskQueue}
   logs             ${path.join(dir, 'logs')}

@@ -26,6 +26,11 @@ const SERVER_FLAGS = ['-c', 'max_connections=200', '-c', 'shared_buffers=256MB']
 const START_TIMEOUT_MS = 60_000;
 
 const FAILED = 'embedded Postgres failed';
+
+/** How to reach the embedded cluster on `port` (also from another process while it runs, e.g. `npm run api-key`). */
+export function embeddedConnectionString(port: number): string {
+  return `postgres://${EMBEDDED_USER}:${EMBEDDED_PASSWORD}@127.0.0.1:${port}/${DATABASE}`;
+}
 const ALTERNATIVE = 'or set DATABASE_URL to an existing Postgres';
 
 function spawnOptions(account: PostgresAccount | null) {
@@ -218,7 +223,7 @@ export async function startEmbeddedPostgres(opts: {
   }
   let stopped = false;
   return {
-    connectionString: `postgres://${EMBEDDED_USER}:${EMBEDDED_PASSWORD}@127.0.0.1:${opts.port}/${DATABASE}`,
+    connectionString: embeddedConnectionString(opts.port),
     dataDir: cluster.dir,
     async stop() {
       if (stopped) return;

@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import nodemailer from 'nodemailer';
 import { startHarness, type Harness } from './support/harness';
+import { authHeaders } from './support/http';
 import { recipientStateQuery, recipientWorkflowId, type RecipientStateView } from '../workflows/contract';
 import { encodeVerp } from '../domain/verp';
 
@@ -45,8 +46,9 @@ async function listed(query: string): Promise<string[]> {
   return ids;
 }
 
-async function api(path: string, init?: RequestInit) {
-  const res = await fetch(`${h.apiUrl}${path}`, init);
+/** A call with the harness's admin key (and the caller's own headers). */
+async function api(path: string, init: RequestInit = {}) {
+  const res = await fetch(`${h.apiUrl}${path}`, { ...init, headers: { ...authHeaders(h.apiUrl), ...(init.headers as Record<string, string> | undefined) } });
   return { status: res.status, body: (await res.json()) as Record<string, any> };
 }
 
@@ -119,7 +121,7 @@ describe('asynchronous feedback, direct mode', () => {
 
     // The same DSN again, over SMTP: stored once, nothing changes.
     const [stored] = (await api(`/api/inbound?deliveryId=${id}`)).body.messages;
-    const raw = await (await fetch(`${h.apiUrl}/api/inbound/${stored.id}/raw`)).text();
+    const raw = await (await fetch(`${h.apiUrl}/api/inbound/${stored.id}/raw`, { headers: authHeaders(h.apiUrl) })).text();
     const before = { messages: await inboundCount(), transitions: (await h.service.log.transitions(id, lateId)).length };
     const again = await mailListener(stored.envelopeTo[0], raw);
     expect(again.ok).toBe(true);

@@ -1,8 +1,10 @@
 /**
  * The Temporal Web UI decodes sealed payloads through the API's codec server: a dev server started with
  * `--ui-codec-endpoint` pointing at the API (as `npm start` does), a real delivery with a hard bounce, and headless
- * Chromium opening the recipient workflow's page. The decoded result (the SMTP reply quoting the address) must be
- * visible in the page; a screenshot is saved under test-results/.
+ * Chromium opening the recipient workflow's page. The codec server needs a `read` key: the browser, not signed in,
+ * gets 401s and the page shows no address; signed in through the API's sign-in page (a session cookie), the UI (with
+ * "include cross-origin credentials" on, as docs/access-control.md says) decodes, and the decoded result (the SMTP
+ * reply quoting the address) is visible in the page; screenshots of both are saved under test-results/.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -14,7 +16,7 @@ import { startDevServer, type RunningDevServer } from '../stack/temporal-dev-ser
 import { freePort } from '../stack/ports';
 import { recipientWorkflowId } from '../workflows/contract';
 import { startHarness, type Harness } from './support/harness';
-import { apiCall } from './support/http';
+import { apiCall, waitUntil } from './support/http';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const RESULTS_DIR = path.join(__dirname, '..', 'test-results');
@@ -78,12 +80,46 @@ describe('Temporal Web UI through the codec server', () => {
     const history = JSON.stringify(await handle.fetchHistory());
     expect(history).not.toContain(HARD);
 
-    const tab = await browser!.newPage({ viewport: { width: 1400, height: 1800 } });
+    const context = await browser!.newContext({ viewport: { width: 1400, height: 1800 } });
+    // What the UI's own "Codec Server" settings write when a user overrides the endpoint and turns on "include
+    // cross-origin credentials" (the dev server has no flag for it): the browser then sends its session cookie.
+    await context.addInitScript(
+      ([origin, endpoint]) => {
+        const w = globalThis as unknown as { location: { origin: string }; localStorage: { setItem(k: string, v: string): void } };
+        if (w.location.origin !== origin) return;
+        w.localStorage.setItem('overrideRemoteCodecConfiguration', 'true');
+        w.localStorage.setItem('endpoint', JSON.stringify(endpoint));
+        w.localStorage.setItem('includeCredentials', 'true');
+      },
+      [uiUrl, `${h!.apiUrl}/codec`],
+    );
+    const tab = await context.newPage();
     const codecCalls: number[] = [];
     tab.on('response', (r) => {
       if (r.url().includes('/codec/decode')) codecCalls.push(r.status());
     });
-    await tab.goto(`${uiUrl}/namespaces/default/workflows/${encodeURIComponent(handle.workflowId)}/${runId}/history`, { waitUntil: 'domcontentloaded' });
+    const workflowPage = `${uiUrl}/namespaces/default/workflows/${encodeURIComponent(handle.workflowId)}/${runId}/history`;
+
+    // Not signed in: the codec server refuses (401), and the page shows the payloads sealed.
+    await tab.goto(workflowPage, { waitUntil: 'domcontentloaded' });
+    await waitUntil('a codec call from the UI', async () => codecCalls.length > 0, 60_000, 250);
+    fs.mkdirSync(RESULTS_DIR, { recursive: true });
+    await tab.screenshot({ path: path.join(RESULTS_DIR, 'codec-ui-not-signed-in.png'), fullPage: true });
+    expect(codecCalls.every((s) => s === 401), `codec answers without a session: ${codecCalls.join(', ')}`).toBe(true);
+    expect(await tab.evaluate(pageText)).not.toContain(HARD);
+
+    // Sign in on the API's page with a read key: the browser keeps a session cookie.
+    const reader = await h!.createApiKey(['read'], `codec ui reader ${u}`);
+    await tab.goto(`${h!.apiUrl}/session`, { waitUntil: 'domcontentloaded' });
+    await tab.fill('#key', reader.secret);
+    await tab.click('button[type=submit]');
+    await tab.waitForFunction(() => (globalThis as unknown as { document: { getElementById(id: string): { textContent: string } } }).document.getElementById('out').textContent.startsWith('Signed in'), undefined, { timeout: 10_000 });
+    const cookies = await context.cookies(h!.apiUrl);
+    expect(cookies.find((c) => c.name === 'ede_session')).toMatchObject({ httpOnly: true, sameSite: 'Strict' });
+    expect(JSON.stringify(cookies)).not.toContain(reader.secret);
+
+    codecCalls.length = 0;
+    await tab.goto(workflowPage, { waitUntil: 'domcontentloaded' });
     let found = false;
     try {
       await tab.waitForFunction(
@@ -102,6 +138,6 @@ describe('Temporal Web UI through the codec server', () => {
     expect(text).toMatch(/user unknown/);
     expect(codecCalls.length, 'the UI called the codec server').toBeGreaterThan(0);
     expect(codecCalls.every((s) => s === 200)).toBe(true);
-    await tab.close();
+    await context.close();
   });
 });

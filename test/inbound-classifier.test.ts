@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { classifyInboundMessage } from '../mail/inbound/classify';
 import { parseDsnFields } from '../mail/inbound/dsn-fields';
-import { loadInboundRuleSet } from '../domain/bounce-rules/inbound-rule';
+import { loadInboundRuleSet, matchInboundRules } from '../domain/bounce-rules/inbound-rule';
 import { getDefaultInboundRules } from '../domain/bounce-rules/default-inbound-rules';
 import { getDefaultRules } from '../domain/bounce-rules/qualify-smtp-reply';
 import { matchesOwnSample, validateInboundRule, InvalidInboundRuleError } from '../domain/bounce-rules/inbound-rule-validation';
@@ -397,5 +397,66 @@ describe('inbound rule table', () => {
     expect(issues({ ...base, sample: { body: 'something else' } })).toContain('sample');
     expect(issues({ ...base, kind: 'auto_reply' })).toContain('type');
     expect(issues({ ...base, type: 'ignored', reason: 'error_ignored', retryClass: 'transient' })).toContain('retryClass');
+  });
+});
+
+describe('inbound rule patterns run on RE2', () => {
+  const base = {
+    id: 't-re2',
+    priority: 1,
+    source: 'test',
+    kind: 'bounce',
+    from: null,
+    subject: null,
+    body: 'no such user',
+    type: 'hard',
+    reason: 'user_unknown',
+    retryClass: 'none',
+    sample: { body: 'x: no such user here' },
+    note: 'test',
+  };
+  const refusal = (input: unknown) => {
+    try {
+      validateInboundRule(input);
+    } catch (e) {
+      expect(e).toBeInstanceOf(InvalidInboundRuleError);
+      return (e as InvalidInboundRuleError).issues;
+    }
+    throw new Error('accepted');
+  };
+
+  it('refuses look-around and backreferences, naming the field and the construct', () => {
+    expect(refusal({ ...base, body: '(?<!not )no such user' })).toEqual([
+      { path: 'body', message: expect.stringMatching(/^invalid body regex .*look-behind .*linear-time regex engine \(RE2\) does not support/) },
+    ]);
+    expect(refusal({ ...base, subject: '(?=Undeliv)Undelivered', sample: { ...base.sample, subject: 'Undelivered' } })[0]).toMatchObject({
+      path: 'subject',
+      message: expect.stringMatching(/look-ahead/),
+    });
+    expect(refusal({ ...base, from: '(mailer)-\\1', sample: { ...base.sample, from: 'mailer-mailer' } })[0]).toMatchObject({
+      path: 'from',
+      message: expect.stringMatching(/backreference/),
+    });
+  });
+
+  it('evaluates a catastrophic-backtracking body pattern on a 100,000-character body in linear time', () => {
+    const rule = validateInboundRule({ ...base, body: '^(a|aa)+$', sample: { body: 'aaaa' } });
+    const [miss, hit] = [`${'a'.repeat(99_999)}!`, `intro\n${'a'.repeat(99_994)}`];
+    for (const [body, expected] of [
+      [miss, null],
+      [hit, 't-re2'],
+    ] as const) {
+      const start = performance.now();
+      const matched = matchInboundRules({ from: '', subject: '', body }, [rule]);
+      // Measured a few ms on the loaded 2-core test machine: 100 ms is a wide margin.
+      expect(performance.now() - start).toBeLessThan(100);
+      expect(matched?.id ?? null).toBe(expected);
+    }
+  });
+
+  it('anchors a body pattern on its lines, as before', () => {
+    const rule = validateInboundRule({ ...base, body: '^no such user$', sample: { body: 'The error:\nno such user\nbye' } });
+    expect(matchInboundRules({ from: '', subject: '', body: 'a\nNO SUCH USER\nb' }, [rule])?.id).toBe('t-re2');
+    expect(matchInboundRules({ from: '', subject: '', body: 'a: no such user here' }, [rule])).toBeNull();
   });
 });

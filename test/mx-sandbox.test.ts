@@ -1,5 +1,6 @@
 // Sandbox MX tests: the behaviour table as pure functions, then the server driven over real TCP by nodemailer.
 
+import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import nodemailer from 'nodemailer';
 import type SMTPPool from 'nodemailer/lib/smtp-pool';
@@ -312,5 +313,108 @@ describe('SandboxMx options and lifecycle', () => {
     } finally {
       await first.stop();
     }
+  });
+});
+
+describe('SandboxMx outages (the fault suite switches them on and off)', () => {
+  /** What a client sees when it opens a TCP connection: connected, or the error code. */
+  const tcpConnect = (port: number) =>
+    new Promise<string>((resolve) => {
+      const socket = net.connect(port, '127.0.0.1', () => {
+        socket.destroy();
+        resolve('connected');
+      });
+      socket.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
+    });
+
+  it('cuts transactions in the middle of DATA without a reply and stores nothing, until told to stop', async () => {
+    const mx = new SandboxMx({ keepRaw: false });
+    const { port } = await mx.start();
+    const transport = transportTo(port);
+    try {
+      mx.dropInData(60_000);
+      expect(mx.outageStatus()).toMatchObject({ droppingInData: true, droppedInData: 0 });
+      const mail = { from: FROM, to: 'cut@inbox.test', subject: 'cut', text: 'x'.repeat(50_000) };
+      const err = await sendExpectingError(transport.sendMail(mail));
+      // A broken pipe while the body is still being written, or the close seen while waiting for the reply.
+      expect(['ESOCKET', 'ECONNECTION']).toContain(err.code);
+      expect(err.responseCode).toBeUndefined();
+      // The envelope was accepted (the cut came after RCPT), the message was not.
+      expect(mx.attemptsFor('cut@inbox.test')).toBe(1);
+      expect(mx.acceptedCount()).toBe(0);
+      expect(mx.rejections()).toEqual([expect.objectContaining({ address: 'cut@inbox.test', behaviour: 'outage', stage: 'data', code: null })]);
+      expect(mx.outageStatus().droppedInData).toBe(1);
+
+      mx.stopDroppingInData();
+      await transport.sendMail(mail);
+      expect(mx.countsByRecipient().get('cut@inbox.test')).toBe(1);
+      expect(mx.outageStatus()).toMatchObject({ droppingInData: false, droppedInData: 1 });
+    } finally {
+      transport.close();
+      await mx.stop();
+    }
+  });
+
+  it('stops cutting by itself when the period is over, and checks its arguments', async () => {
+    const mx = new SandboxMx({ keepRaw: false });
+    const { port } = await mx.start();
+    const transport = transportTo(port);
+    try {
+      expect(() => mx.dropInData(0)).toThrow(RangeError);
+      expect(() => mx.dropInData(1000, 1.5)).toThrow(RangeError);
+      mx.dropInData(150);
+      await new Promise((r) => setTimeout(r, 200));
+      await transport.sendMail({ from: FROM, to: 'after-cut@inbox.test', text: 'x' });
+      expect(mx.acceptedCount()).toBe(1);
+      expect(mx.outageStatus()).toMatchObject({ droppingInData: false, droppedInData: 0 });
+    } finally {
+      transport.close();
+      await mx.stop();
+    }
+  });
+
+  it('refuses connections for a period, cuts the open ones, then listens on the same port again', async () => {
+    const mx = new SandboxMx({ keepRaw: false });
+    const { port } = await mx.start();
+    const pooled = pooledTransportTo(port, { maxConnections: 1 });
+    try {
+      await pooled.sendMail({ from: FROM, to: 'before@inbox.test', text: 'x' }); // leaves an idle pooled connection open
+      const started = Date.now();
+      const refusal = mx.refuseConnections(600);
+      expect(mx.outageStatus()).toMatchObject({ refusingConnections: true, refusals: 1, connectionsCut: 1 });
+      expect(await tcpConnect(port)).toBe('ECONNREFUSED');
+      await expect(mx.refuseConnections(100)).rejects.toThrow(/already refusing/);
+      const duringRefusal = await sendExpectingError(transportTo(port).sendMail({ from: FROM, to: 'during@inbox.test', text: 'x' }));
+      expect(duringRefusal.message).toMatch(/ECONNREFUSED/);
+      expect(mx.attemptsFor('during@inbox.test')).toBe(0);
+
+      await refusal;
+      expect(Date.now() - started).toBeGreaterThanOrEqual(580);
+      expect(mx.outageStatus().refusingConnections).toBe(false);
+      expect(await tcpConnect(port)).toBe('connected');
+      await pooled.sendMail({ from: FROM, to: 'after@inbox.test', text: 'x' });
+      expect(mx.countsByRecipient()).toEqual(new Map([['before@inbox.test', 1], ['after@inbox.test', 1]]));
+    } finally {
+      pooled.close();
+      await mx.stop();
+    }
+  });
+
+  it('ends a refusal early on request, and stop() during a refusal frees the port', async () => {
+    const mx = new SandboxMx();
+    const { port } = await mx.start();
+    const refusal = mx.refuseConnections(60_000);
+    await mx.stopRefusing();
+    await refusal;
+    expect(await tcpConnect(port)).toBe('connected');
+
+    const second = mx.refuseConnections(60_000);
+    const started = Date.now();
+    await mx.stop();
+    await second;
+    expect(Date.now() - started).toBeLessThan(1500);
+    const again = new SandboxMx({ port });
+    await expect(again.start()).resolves.toEqual({ port });
+    await again.stop();
   });
 });

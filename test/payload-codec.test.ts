@@ -22,7 +22,7 @@ import { loadSecrets, type Secrets } from '../config/secrets';
 import { deliveryWorkflowId, recipientWorkflowId } from '../workflows/contract';
 import { ALL_SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
 import { startHarness, type Harness } from './support/harness';
-import { apiCall, request } from './support/http';
+import { apiCall, authHeaders, request } from './support/http';
 import { historyToJsonObject } from './replay/history-json';
 
 const plain = (text: string): Payload => ({ metadata: { encoding: Buffer.from('json/plain') }, data: Buffer.from(JSON.stringify(text)) });
@@ -342,11 +342,19 @@ describe('codec server over HTTP', () => {
     expect(pre.headers.get('access-control-allow-headers')).toMatch(/X-Namespace/i);
     const post = await fetch(`${h.apiUrl}/codec/decode`, {
       method: 'POST',
-      headers: { origin: UI_ORIGIN, 'content-type': 'application/json', 'x-namespace': 'default' },
+      headers: { origin: UI_ORIGIN, 'content-type': 'application/json', 'x-namespace': 'default', ...authHeaders(h.apiUrl) },
       body: JSON.stringify({ payloads: [] }),
     });
     expect(post.status).toBe(200);
     expect(post.headers.get('access-control-allow-origin')).toBe(UI_ORIGIN);
+    // Without a key the refusal still carries the CORS headers, so that the UI can say why it sees sealed payloads.
+    const anonymous = await fetch(`${h.apiUrl}/codec/decode`, {
+      method: 'POST',
+      headers: { origin: UI_ORIGIN, 'content-type': 'application/json', 'x-namespace': 'default' },
+      body: JSON.stringify({ payloads: [] }),
+    });
+    expect(anonymous.status).toBe(401);
+    expect(anonymous.headers.get('access-control-allow-origin')).toBe(UI_ORIGIN);
     const evil = await fetch(`${h.apiUrl}/codec/decode`, { method: 'OPTIONS', headers: { origin: 'http://evil.example', 'access-control-request-method': 'POST' } });
     expect(evil.status).toBe(403);
     expect(evil.headers.get('access-control-allow-origin')).toBeNull();
@@ -367,6 +375,8 @@ describe('secrets never reach logs or histories', () => {
       'VERP/unsubscribe HMAC secret': [secrets.verpSecret],
       'key-encryption secret': [secrets.keyEncryptionSecret],
       'payload key': [payloadKey.toString('base64'), payloadKey.toString('hex'), formatPayloadKeys(secrets.payloadKeys.keys)],
+      // Every call of this file sent it (Authorization header): it must not be echoed into a log line.
+      'API key': [h.apiKey],
     };
     const logs = captured.join('\n');
     const historyTexts = [...histories.entries()].map(([id, hist]) => ({

@@ -15,6 +15,7 @@ import { createRulesRouter } from '../api/rules-routes';
 import { createApp } from '../api/app';
 import { apiErrorMiddleware } from '../api/error-middleware';
 import { createStores } from '../db/stores';
+import { createApiKey } from '../db/api-key-store';
 import { getDefaultRules } from '../domain/bounce-rules/qualify-smtp-reply';
 import type { QualificationRule } from '../domain/bounce-rules/qualification-rule';
 import { parseSmtpReply } from '../domain/smtp-reply';
@@ -407,23 +408,53 @@ describe('HTTP routes', () => {
     expect((await call('POST', '/test', {})).status).toBe(400);
   });
 
-  it('is mounted by createApp before its 404 handler', async () => {
-    const app = createApp({ service: {} as never, stores: createStores(pool, { keyEncryptionSecret: 'unused-unused-unused' }), verpSecret: 'unused' });
+  it('answers 409 naming a stored rule that RE2 refuses (written when rules were JavaScript regexes), until it is disabled', async () => {
+    const id = `t-http-legacy-${randomUUID().slice(0, 8)}`;
+    await call('PUT', `/${id}`, withoutId(apiRule(id, 'legacy quota exceeded')));
+    // What a row written before RE2 may hold: JavaScript's look-behind, written here around the API.
+    await pool.query('UPDATE smtp_qualification_rules SET pattern = $2 WHERE id = $1', [id, '(?<!sending )legacy quota exceeded']);
+    const logs: Record<string, unknown>[] = [];
+    const cache = new QualificationRulesCache(store, { refreshSeconds: 3600, log: (e) => logs.push(e) });
+    await cache.refresh({ force: true });
+    // The workers keep the table they have and say which row to fix.
+    expect(cache.source).toBe('fallback');
+    expect(JSON.stringify(logs)).toMatch(new RegExp(`${id}.*look-behind`));
+
+    const refused = await call('POST', '/test', { reply: '550 5.7.1 legacy quota exceeded' });
+    expect(refused.status).toBe(409);
+    expect(refused.body.error).toMatch(new RegExp(`"${id}".*invalid pattern regex.*look-behind.*disable it`));
+    expect((await call('PATCH', `/${id}`, { enabled: false })).status).toBe(200);
+    expect((await call('POST', '/test', { reply: '550 5.7.1 legacy quota exceeded' })).status).toBe(200);
+    expect(await cache.refresh({ force: true })).toBe(true);
+    expect(cache.source).toBe('store');
+    expect((await call('DELETE', `/${id}`)).status).toBe(204);
+  });
+
+  it('is mounted by createApp before its 404 handler, behind the API key check', async () => {
+    const app = createApp({
+      service: {} as never,
+      stores: createStores(pool, { keyEncryptionSecret: 'unused-unused-unused' }),
+      verpSecret: 'unused',
+      access: { sessionSecret: 'test-session-secret-0123456789abcdef', sessionTtlSeconds: 600, secureCookie: false, keyCacheMs: 0, rateLimit: { perWindow: 0, windowMs: 1000 } },
+    });
+    const { secret } = await createApiKey(pool, { name: 'qualification rules test', scopes: ['admin'] });
+    const auth = { authorization: `Bearer ${secret}` };
     const s: Server = await new Promise((resolve) => {
       const srv = app.listen(0, '127.0.0.1', () => resolve(srv));
     });
     try {
       const url = `http://127.0.0.1:${(s.address() as { port: number }).port}`;
-      const list = await fetch(`${url}/api/qualification-rules?provider=gmail`);
+      expect((await fetch(`${url}/api/qualification-rules?provider=gmail`)).status).toBe(401);
+      const list = await fetch(`${url}/api/qualification-rules?provider=gmail`, { headers: auth });
       expect(list.status).toBe(200);
       const bad = await fetch(`${url}/api/qualification-rules/t-app-bad`, {
         method: 'PUT',
-        headers: { 'content-type': 'application/json' },
+        headers: { 'content-type': 'application/json', ...auth },
         body: JSON.stringify(withoutId(apiRule('t-app-bad', '(unclosed'))),
       });
       expect(bad.status).toBe(400);
       expect(((await bad.json()) as { issues: { path: string }[] }).issues[0].path).toBe('pattern');
-      expect((await fetch(`${url}/api/no-such-thing`)).status).toBe(404);
+      expect((await fetch(`${url}/api/no-such-thing`, { headers: auth })).status).toBe(404);
     } finally {
       await new Promise<void>((r) => {
         s.close(() => r());

@@ -152,48 +152,98 @@ describe('headers, envelope and transport', () => {
   });
 });
 
-describe('throttling backs off the whole receiving site', () => {
-  it('a throttling reply backs the site off for every worker, through Postgres', async () => {
+describe('throttling slows the whole receiving site down (MX rules, docs/mx-rules.md)', () => {
+  it('a throttling reply halves the site\'s rate for every worker, through Postgres, recorded with its cause', async () => {
     const domain = 'throttled-site.example';
-    // Two 421s: a reused pooled connection moves the message to a fresh one once (nothing was sent), which gets the second.
+    const site = `default@127.0.0.1:${h.mx.listeningPort}`;
     const id = await h.createDelivery({ name: 'throttle', from: 'news@backoff.example', subject: 'x', text: 'y', recipients: [{ email: `throttle2-first@${domain}` }], autoConfirm: true });
-    const row = await waitUntil('back-off row', async () => (await h.pool.query('SELECT until, level, last_reply FROM receiving_site_backoff WHERE site = $1', [domain])).rows[0], 15_000);
-    expect(row.level).toBe(1);
-    expect(row.last_reply).toMatch(/Too many/);
-    const throttledAt = h.mx.rejections().filter((x) => x.address === `throttle2-first@${domain}`).pop()!.at.getTime();
-    // Level 1 is one minute, scaled by 0.01 here: 0.6 s after the reply.
-    expect(row.until.getTime() - throttledAt).toBeGreaterThanOrEqual(500);
-    expect(row.until.getTime() - throttledAt).toBeLessThan(2_000);
+    // The sandbox's host is a catch-all site of its own; the 421 matches the reply rule any-421 (slow_down).
+    const seen = await waitUntil(
+      'slow-down event',
+      async () => {
+        const r = await api('GET', `/api/mx-sites/${encodeURIComponent(site)}`);
+        return r.status === 200 && r.body.events.find((e: { kind: string }) => e.kind === 'slow_down') ? r.body : null;
+      },
+      15_000,
+    );
+    const event = seen.events.find((e: { kind: string }) => e.kind === 'slow_down');
+    expect(event).toMatchObject({ causeRule: 'any-421', fromState: 'normal', toState: 'slowed', fromPerSecond: null });
+    expect(event.causeReply).toMatch(/421 4\.7\.0 Too many messages/);
+    expect(event.toPerSecond).toBeGreaterThan(0);
+    expect(seen.rule).toMatchObject({ id: 'default', scope: 'mx_host' });
     const done = await h.waitForPhase(id, ['completed']);
     expect(done.kpis).toMatchObject({ sent: 1 });
-    // The 421 is an attempt of ours (qualified, retried on our timer), not something the SMTP pool re-sent on its own.
+    // The 421 is an attempt of ours (qualified, retried on our timer), not something the connection re-sent on its own.
     const attempts = (await h.service.log.attempts(id, 1)).map((a) => [a.outcome, a.smtpCode]);
     expect(attempts.length).toBeGreaterThanOrEqual(2);
     expect(attempts.slice(0, -1)).toEqual(attempts.slice(0, -1).map(() => ['soft', 421]));
     expect(attempts.at(-1)).toEqual(['accepted', 250]);
-    // It got through on its retry: the site recovered.
-    await waitUntil('recovery', async () => (await h.pool.query('SELECT 1 FROM receiving_site_backoff WHERE site = $1', [domain])).rowCount === 0);
+    // Quiet for MX_RECOVERY_QUIET_SECONDS (300 s × RETRY_TIME_SCALE 0.01 here): it recovers step by step, recorded too.
+    const recovered = await waitUntil(
+      'recovery',
+      async () => {
+        const r = await api('GET', `/api/mx-sites/${encodeURIComponent(site)}`);
+        return r.body.state === 'normal' ? r.body : null;
+      },
+      30_000,
+      250,
+    );
+    expect(recovered.events[0]).toMatchObject({ kind: 'recover', toState: 'normal', causeRule: null });
+    expect(recovered.limits.perSecond).toBeNull();
   });
 
-  it('holds the messages for a backed-off site until the back-off ends, without counting an attempt', async () => {
+  it('holds the messages for a suspended site until the suspension ends, server-side, without counting an attempt', async () => {
     const domain = 'backed-off-site.example';
-    const untilMs = Date.now() + 4_000;
-    await h.pool.query(`INSERT INTO receiving_site_backoff (site, until, level, last_reply) VALUES ($1, to_timestamp($2 / 1000.0), 2, '421 4.7.0 slow down')`, [domain, untilMs]);
-    const id = await h.createDelivery({
-      name: 'site back-off',
-      from: 'news@backoff.example',
-      subject: 'x',
-      text: 'y',
-      recipients: [{ email: `a@${domain}` }, { email: `b@${domain}` }, { email: 'other@elsewhere-rcpt.example' }],
-      autoConfirm: true,
+    const ruleId = `backed-off-${Date.now().toString(36)}`;
+    // Its own site (a domain rule), so that other domains on the same sandbox host are not held.
+    const put = await api('PUT', `/api/mx-rules/${ruleId}`, {
+      priority: 50,
+      provider: 'test',
+      domains: [domain],
+      mxHosts: [],
+      scope: 'site',
+      maxConnections: 2,
+      messagesPerConnection: 10,
+      perSecond: null,
+      perHour: null,
+      note: 'sending-stage test: a site suspended by another worker',
     });
-    await h.waitForPhase(id, ['completed']);
-    for (const [rid, local] of [[1, 'a'], [2, 'b']] as const) {
-      const [m] = h.mx.acceptedFor(`${local}@${domain}`);
-      expect(m.receivedAt.getTime()).toBeGreaterThanOrEqual(untilMs);
-      expect(await h.service.log.attempts(id, rid)).toHaveLength(1);
+    expect(put.status).toBe(201);
+    await h.deps.mxRules.refresh();
+    const untilMs = Date.now() + 4_000;
+    // As another worker's suspend reply rule would have left it.
+    await h.pool.query(
+      `INSERT INTO mx_sites (site, rule_id, state, suspended_until, last_change_at, last_signal_at) VALUES ($1, $1, 'suspended', to_timestamp($2 / 1000.0), now(), now())`,
+      [ruleId, untilMs],
+    );
+    try {
+      const id = await h.createDelivery({
+        name: 'site suspended',
+        from: 'news@backoff.example',
+        subject: 'x',
+        text: 'y',
+        recipients: [{ email: `a@${domain}` }, { email: `b@${domain}` }, { email: 'other@elsewhere-rcpt.example' }],
+        autoConfirm: true,
+      });
+      await h.waitForPhase(id, ['completed']);
+      for (const [rid, local] of [[1, 'a'], [2, 'b']] as const) {
+        const [m] = h.mx.acceptedFor(`${local}@${domain}`);
+        expect(m.receivedAt.getTime()).toBeGreaterThanOrEqual(untilMs);
+        expect(await h.service.log.attempts(id, rid)).toHaveLength(1);
+        // The wait was the regular activity's, retried by the server: one scheduled/started/completed, no timer, whatever the number of retries.
+        const history = await h.client.workflow.getHandle(recipientWorkflowId(id, rid)).fetchHistory();
+        const events = history.events ?? [];
+        const scheduled = events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'sendRecipientMessageWhenSiteAllows');
+        expect(scheduled).toHaveLength(1);
+        const started = events.filter((e) => e.activityTaskStartedEventAttributes);
+        expect(started).toHaveLength(1);
+        expect(started[0].activityTaskStartedEventAttributes!.attempt).toBeGreaterThanOrEqual(2);
+        expect(events.filter((e) => e.timerStartedEventAttributes)).toHaveLength(0);
+      }
+      // Other sites are not held.
+      expect(h.mx.acceptedFor('other@elsewhere-rcpt.example')[0].receivedAt.getTime()).toBeLessThan(untilMs);
+    } finally {
+      await api('DELETE', `/api/mx-rules/${ruleId}`);
     }
-    // Other sites are not held.
-    expect(h.mx.acceptedFor('other@elsewhere-rcpt.example')[0].receivedAt.getTime()).toBeLessThan(untilMs);
   });
 });

@@ -3,26 +3,22 @@
  * SIGKILLed while it sends a 600-recipient delivery, a new one is started, and the sandbox MX, the delivery log and
  * the Temporal histories show what happened to every recipient. See docs/idempotency.md.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { formatPayloadKeys } from '../runtime/codec-keys';
 import { AesGcmPayloadCodec } from '../runtime/payload-codec';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startHarness, TEST_SECRETS, type Harness } from './support/harness';
+import { engineProcessExited, killEngineProcess, READY_MARKERS, startEngineProcess, type EngineProcess } from './support/engine-process';
+import { startSlowNetwork, type SlowNetwork } from './support/slow-network';
 import { recipientWorkflowId } from '../workflows/contract';
 
-const ROOT = path.resolve(__dirname, '..');
 const RECIPIENTS = 600;
 /** The worker is killed once the MX has accepted this many messages: about a third of the delivery. */
 const KILL_AT_ACCEPTED = 200;
 const DOMAIN = 'crash.example';
-/**
- * One-way latency between the worker and the MX. On loopback an SMTP transaction takes a millisecond or two and a
- * kill would hardly ever find one in flight; over a real network it is round trips, as here.
- */
+/** One-way latency between the worker and the MX (support/slow-network.ts says why there must be one). */
 const ONE_WAY_LATENCY_MS = 40;
 /**
  * Past the threshold the kill waits a random time up to this (several transactions, so it is not tied to the MX's
@@ -36,43 +32,8 @@ const SMTP_CONNECTIONS = 5;
 
 let h: Harness;
 let logDir: string;
-const workers: ChildProcess[] = [];
-let proxy: { port: number; close(): void } | undefined;
-
-/**
- * A TCP proxy that delays every chunk, and the end of each stream, by `latencyMs` in each direction. Like a network,
- * it still delivers what a killed process had already written, then the close.
- */
-async function startSlowNetwork(targetPort: number, latencyMs: number): Promise<{ port: number; close(): void }> {
-  const sockets = new Set<net.Socket>();
-  const forward = (from: net.Socket, to: net.Socket) => {
-    let lastAt = 0; // release times never go backwards, so the bytes keep their order
-    const later = (fn: () => void) => {
-      lastAt = Math.max(lastAt, Date.now() + latencyMs);
-      setTimeout(fn, lastAt - Date.now());
-    };
-    from.on('data', (chunk: Buffer) => later(() => to.writable && to.write(chunk)));
-    from.on('close', () => later(() => to.end()));
-    from.on('error', () => undefined);
-  };
-  const server = net.createServer((client) => {
-    const upstream = net.connect(targetPort, '127.0.0.1');
-    for (const s of [client, upstream]) {
-      sockets.add(s);
-      s.on('close', () => sockets.delete(s));
-    }
-    forward(client, upstream);
-    forward(upstream, client);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    close() {
-      server.close();
-      for (const s of sockets) s.destroy();
-    },
-  };
-}
+const workers: EngineProcess[] = [];
+let proxy: SlowNetwork | undefined;
 
 /** Mostly accepting addresses; some greylisted and fail-once ones (soft bounce, then accepted), a few hard bounces. */
 function population(): { email: string; kind: 'ok' | 'grey' | 'fail1' | 'hard' }[] {
@@ -85,18 +46,16 @@ function population(): { email: string; kind: 'ok' | 'grey' | 'fail1' | 'hard' }
 }
 
 /** `node --import tsx workers/main.ts` in its own process group, configured like a production worker would be. */
-async function startWorkerProcess(label: string): Promise<ChildProcess> {
-  const logFile = path.join(logDir, `worker-${label}.log`);
-  const fd = fs.openSync(logFile, 'a');
-  const child = spawn(process.execPath, ['--import', 'tsx', 'workers/main.ts'], {
-    cwd: ROOT,
-    detached: true, // its own process group: the kill takes everything it started with it
-    stdio: ['ignore', fd, fd],
+async function startWorkerProcess(label: string): Promise<EngineProcess> {
+  const worker = await startEngineProcess({
+    name: `worker-${label}`,
+    entry: 'workers/main.ts',
+    logDir,
+    readyMarker: READY_MARKERS.worker,
+    timeoutMs: 60_000,
     env: {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
       DATA_DIR: logDir,
-      DATABASE_URL: h.settings.DATABASE_URL,
+      DATABASE_URL: h.settings.DATABASE_URL!,
       TEMPORAL_ADDRESS: h.settings.TEMPORAL_ADDRESS,
       TASK_QUEUE: h.taskQueue,
       MX_OVERRIDES: JSON.stringify({ '*': `127.0.0.1:${proxy!.port}` }),
@@ -113,31 +72,8 @@ async function startWorkerProcess(label: string): Promise<ChildProcess> {
       WORKFLOW_BUNDLE_PATH: inject('workflowBundlePath'),
     },
   });
-  fs.closeSync(fd);
-  workers.push(child);
-  // Detached children outlive their parent: if this test process goes down without afterAll, take them along.
-  process.once('exit', () => killGroup(child));
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`worker ${label} exited early:\n${fs.readFileSync(logFile, 'utf8')}`);
-    if (fs.readFileSync(logFile, 'utf8').includes('"worker started"')) return child;
-    if (Date.now() > deadline) throw new Error(`worker ${label} did not start in 60 s:\n${fs.readFileSync(logFile, 'utf8')}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-function killGroup(child: ChildProcess): void {
-  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
-  try {
-    process.kill(-child.pid, 'SIGKILL');
-  } catch {
-    // already gone
-  }
-}
-
-function exited(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => child.once('exit', () => resolve()));
+  workers.push(worker);
+  return worker;
 }
 
 function workerLogs(): string {
@@ -160,8 +96,8 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const w of workers) killGroup(w);
-  await Promise.all(workers.map(exited));
+  for (const w of workers) killEngineProcess(w);
+  await Promise.all(workers.map(engineProcessExited));
   proxy?.close();
   await h?.stop();
   if (logDir) fs.rmSync(logDir, { recursive: true, force: true });
@@ -201,11 +137,11 @@ describe('worker killed in the middle of a delivery', () => {
     const inProgressNow = async () =>
       (await h.pool.query(`SELECT count(*)::int AS n FROM send_attempts WHERE delivery_id = $1 AND outcome = 'in_progress'`, [id])).rows[0].n as number;
     await waitFor(`${MIN_IN_FLIGHT} attempts in progress at once`, async () => (await inProgressNow()) >= MIN_IN_FLIGHT, 5, 30_000);
-    killGroup(first);
+    killEngineProcess(first);
     const killedAt = new Date();
     const acceptedAtKill = h.mx.acceptedCount();
     const firstAcceptedAt = h.mx.accepted()[0]!.receivedAt.getTime();
-    await exited(first);
+    await engineProcessExited(first);
     // Statements the dead worker had already sent may still commit; let them, then photograph the log.
     await new Promise((r) => setTimeout(r, 1000));
     const mxAtKill = h.mx.countsByRecipient();

@@ -14,7 +14,7 @@ async function main() {
   console.log(JSON.stringify({ msg: 'worker started', taskQueue: s.TASK_QUEUE, temporal: s.TEMPORAL_ADDRESS }));
   await worker.run();
   deps.rules.stop();
-  deps.sender.close();
+  await deps.sender.close();
   await rt.close();
   await connection.close();
 }

@@ -12,6 +12,7 @@ import type { AttemptOutcome, DeliveryKpis, EfsStatus } from '../domain/efs-stat
 import type { FailureReason, FailureType, RetryClass } from '../domain/failure';
 import type { SmtpReply } from '../domain/smtp-reply';
 import type { PlannedWave, WaveSpec } from '../domain/wave-plan';
+import type { SafetyStopVerdict } from '../domain/safety-stop';
 
 export type { DeliveryPhase } from '../domain/delivery-lifecycle';
 export type { AttemptOutcome } from '../domain/efs-status';
@@ -86,6 +87,18 @@ export interface DeliveryResumeState {
   /** A cancel accepted by the previous run that it had not finished handling. */
   cancelRequested?: boolean;
   cancelReason?: string | null;
+  /** Why the delivery is paused (absent in runs started before it was recorded). */
+  pauseReason?: PauseReason | null;
+}
+
+/** Why a delivery is paused: a person (with the reason they gave), or the safety stop (with what it saw). */
+export interface PauseReason {
+  by: 'user' | 'safety_stop';
+  reason: string | null;
+  /** Workflow clock when it paused (epoch ms). */
+  atMs: number;
+  /** The safety stop's figures and thresholds. */
+  safetyStop?: SafetyStopVerdict;
 }
 
 /** One wave as planned when sending started, and how far it got. */
@@ -114,6 +127,8 @@ export interface DeliveryStateView {
   paused: boolean;
   cancelReason: string | null;
   waves: WaveProgress[];
+  /** Why it is paused, while it is (absent in deliveries started before it was recorded). */
+  pauseReason?: PauseReason | null;
 }
 
 export const deliveryStateQuery = defineQuery<DeliveryStateView>('deliveryState');
@@ -371,6 +386,15 @@ export interface SendInput {
    * clock, which is the one its timers and the retry window use (and the one a time-skipping test server moves).
    */
   workflowNowMs: number;
+  /** A slot of the receiving site's budget reserved by an earlier deferral of this attempt (docs/mx-rules.md). */
+  reservation?: SiteSlotReservation | null;
+}
+
+/** A reserved slot of a receiving site's message budget: which site, when (epoch ms, pacing clock), and its epoch. */
+export interface SiteSlotReservation {
+  site: string;
+  slotMs: number;
+  epoch: number;
 }
 
 /** What an attempt did: small, so it can sit in the workflow history. */
@@ -391,6 +415,11 @@ export interface SendOutcome {
   replayed: boolean;
   /** Relay mode: the smart host accepted; the recipient stays taken_into_account until a report or the window's end. */
   awaitingReport?: boolean;
+  /**
+   * Deferred because the receiving site had no budget within the local activity's wait: the workflow hands the attempt
+   * to sendRecipientMessageWhenSiteAllows with the reservation (absent for other deferrals and in older histories).
+   */
+  siteWait?: { site: string; reason: string; reservation: SiteSlotReservation | null };
 }
 
 /** The recipient's row after its relay confirmation window ended (sent unless a report said otherwise). */
@@ -422,13 +451,14 @@ export interface CreatedFromTemplate {
 export interface DeliveryActivities {
   /** Exclusions, content checks, counts and wave plan; the full report is stored on the delivery. */
   analyseDelivery(input: AnalyseDeliveryInput): Promise<AnalysisSummary>;
-  /** Mirrors the workflow's phase into the delivery table (read by the send activity and the API). */
-  setDeliveryPhase(input: { deliveryId: string; phase: DeliveryPhase }): Promise<void>;
+  /** Mirrors the workflow's phase into the delivery table (read by the send activity and the API), with why it is paused. */
+  setDeliveryPhase(input: { deliveryId: string; phase: DeliveryPhase; pauseReason?: PauseReason | null }): Promise<void>;
   updateDeliveryDraft(input: { deliveryId: string; changes: DraftChanges }): Promise<void>;
   setContactDate(input: { deliveryId: string; contactDateMs: number | null }): Promise<void>;
   /** Hands the next page of recipients to the sending stage; returns their ids and domains (never addresses). */
   claimRecipientPage(input: ClaimRecipientPageInput): Promise<HandedOverRecipient[]>;
-  readDeliveryKpis(input: { deliveryId: string }): Promise<DeliveryKpis>;
+  /** The KPIs, and the safety stop's verdict when a sending delivery's last N attempts pass its thresholds. */
+  readDeliveryKpis(input: { deliveryId: string }): Promise<DeliveryKpis & { safetyStop?: SafetyStopVerdict }>;
   /** Every recipient not handed over yet → cancelled, in chunks with a heartbeat between them; returns how many. */
   cancelPendingRecipients(input: { deliveryId: string }): Promise<number>;
 }
@@ -438,6 +468,8 @@ export interface RecipientActivities {
   signRecipientMessage(input: SignInput): Promise<SignResult>;
   /** One SMTP attempt, recorded before and after, never repeated once the receiver accepted the message. */
   sendRecipientMessage(input: SendInput): Promise<SendOutcome>;
+  /** The same attempt for a message that waits for its site's budget: a regular activity the server retries at the slot. */
+  sendRecipientMessageWhenSiteAllows(input: SendInput): Promise<SendOutcome>;
   /** Relay mode, window over with no report: taken_into_account → sent (source confirmation_window), idempotent. */
   confirmAfterReportWindow(input: { deliveryId: string; recipientId: number }): Promise<ConfirmedRecipient>;
 }
@@ -450,4 +482,78 @@ export interface RecurringActivities {
   createDeliveryFromTemplate(input: CreateFromTemplateInput): Promise<CreatedFromTemplate>;
 }
 
-export type Activities = DeliveryActivities & RecipientActivities & ProofActivities & RecurringActivities;
+export type Activities = DeliveryActivities & RecipientActivities & ProofActivities & RecurringActivities & WebhookActivities;
+
+// ---------------------------------------------------------------------------------------------------------------
+// webhookEndpointWorkflow: one per webhook subscription (docs/webhooks.md)
+// ---------------------------------------------------------------------------------------------------------------
+
+export function webhookEndpointWorkflowId(subscriptionId: string): string {
+  return `webhook-endpoint-${subscriptionId}`;
+}
+
+export interface WebhookEndpointInput {
+  subscriptionId: string;
+  /** Carried over continue-as-new. */
+  resume?: WebhookEndpointResume;
+}
+
+export interface WebhookEndpointResume {
+  disabled: boolean;
+  disabledReason: string | null;
+  messagesDelivered: number;
+  eventsDelivered: number;
+}
+
+/** The endpoint's live state (the `webhookEndpointState` query). */
+export interface WebhookEndpointView {
+  subscriptionId: string;
+  /** waiting: long-polling the outbox; delivering: a message is being sent or retried; disabled: waits for enable. */
+  phase: 'waiting' | 'delivering' | 'disabled';
+  /** The message being sent (the webhook-id), while delivering. */
+  messageId: string | null;
+  disabledReason: string | null;
+  messagesDelivered: number;
+  eventsDelivered: number;
+}
+
+export const webhookEndpointStateQuery = defineQuery<WebhookEndpointView>('webhookEndpointState');
+/** The subscription was enabled again (the API wrote it first): resume from the cursor. */
+export const webhookEnableSignal = defineSignal('webhookEnable');
+/** The subscription was disabled through the API (written first): stop waiting or retrying at once. */
+export const webhookDisableSignal = defineSignal<[WebhookDisableRequest]>('webhookDisable');
+export interface WebhookDisableRequest {
+  reason: string | null;
+}
+
+/** How a message is retried: read from the worker's settings with each message, so a change applies to the next one. */
+export interface WebhookRetryTunables {
+  initialIntervalMs: number;
+  maximumIntervalMs: number;
+  /** After this long without success, the endpoint is disabled. */
+  windowMs: number;
+  /** Time limit of one HTTP attempt. */
+  attemptTimeoutMs: number;
+}
+
+export type WebhookPollResult =
+  | { kind: 'message'; messageId: string; eventCount: number; retry: WebhookRetryTunables }
+  /** Nothing new within the long poll's wait. */
+  | { kind: 'idle' }
+  | { kind: 'disabled'; reason: string | null }
+  /** The subscription was deleted. */
+  | { kind: 'gone' };
+
+export interface WebhookDelivered {
+  statusCode: number | null;
+  eventCount: number;
+}
+
+export interface WebhookActivities {
+  /** Long poll: returns the next message to send (cut from the outbox), or idle after about a minute; heartbeats. */
+  awaitWebhookMessage(input: { subscriptionId: string }): Promise<WebhookPollResult>;
+  /** One signed POST of the message, logged; throws on anything but a 2xx (retried by the activity's retry policy). */
+  deliverWebhookMessage(input: { subscriptionId: string; messageId: string }): Promise<WebhookDelivered>;
+  /** Disables the subscription with the reason the API shows: the retry window is over, or the endpoint said 410. */
+  disableWebhookEndpoint(input: { subscriptionId: string; cause: 'retry_window' | 'gone'; windowMs: number }): Promise<{ reason: string }>;
+}

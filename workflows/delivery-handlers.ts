@@ -76,8 +76,9 @@ export function registerDeliveryHandlers(run: DeliveryRun): void {
   // phase write waits its turn behind earlier writes, so Postgres ends with the workflow's phase.
   setHandler(
     pauseUpdate,
-    async () => {
+    async (req) => {
       view.paused = true;
+      view.pauseReason = { by: 'user', reason: req?.reason ?? null, atMs: Date.now() };
       if (view.phase === 'sending') await run.enter('paused');
       return view.phase;
     },
@@ -95,6 +96,7 @@ export function registerDeliveryHandlers(run: DeliveryRun): void {
     resumeUpdate,
     async () => {
       view.paused = false;
+      view.pauseReason = null;
       if (view.phase === 'paused') await run.enter('sending');
       return view.phase;
     },

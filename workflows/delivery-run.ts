@@ -3,6 +3,7 @@ import { log, patched, proxyActivities, proxyLocalActivities, upsertSearchAttrib
 import { Mutex } from 'async-mutex';
 import type { DeliveryKpis } from '../domain/efs-status';
 import { isEndedPhase } from '../domain/delivery-lifecycle';
+import type { SafetyStopVerdict } from '../domain/safety-stop';
 import type { DeliveryActivities, DeliveryPhase, DeliveryResumeState, DeliveryStateView, DeliveryTunables, DeliveryWorkflowInput } from './contract';
 import { DeliveryStateAttribute } from './search-attributes';
 
@@ -27,6 +28,11 @@ const ACTIVITY_WRITES = proxyActivities<DeliveryActivities>(SHORT_STEP);
 const LOCAL_WRITES = deliveryLocalSteps;
 /** Patch (2026-12-01): handler-awaited writes as regular activities (docs/workflow-versioning.md). */
 const WRITES_AS_ACTIVITIES = 'delivery-writes-as-activities';
+/**
+ * Patch (2026-12-02): a sending delivery whose KPI read carries a safety-stop verdict pauses itself (docs/mx-rules.md).
+ * Only asked when a verdict is there, which no history recorded before it carries.
+ */
+const SAFETY_STOP = 'delivery-safety-stop';
 
 export class DeliveryRun {
   readonly deliveryId: string;
@@ -78,6 +84,7 @@ export class DeliveryRun {
       paused: r?.paused ?? false,
       cancelReason: r?.cancelReason ?? null,
       waves: r?.waves ?? [],
+      pauseReason: r?.pauseReason ?? null,
     };
   }
 
@@ -90,7 +97,8 @@ export class DeliveryRun {
     if (this.view.phase !== phase) log.info('delivery phase', { deliveryId: this.deliveryId, from: this.view.phase, to: phase });
     this.view.phase = phase;
     upsertSearchAttributes([{ key: DeliveryStateAttribute, value: phase }]);
-    await this.serialised((w) => w.setDeliveryPhase({ deliveryId: this.deliveryId, phase }));
+    const pauseReason = phase === 'paused' ? (this.view.pauseReason ?? null) : null;
+    await this.serialised((w) => w.setDeliveryPhase({ deliveryId: this.deliveryId, phase, pauseReason }));
   }
 
   setContactDate(contactDateMs: number | null): Promise<void> {
@@ -102,10 +110,23 @@ export class DeliveryRun {
   }
 
   async refreshKpis(): Promise<DeliveryKpis> {
-    this.view.kpis = await deliveryLocalSteps.readDeliveryKpis({ deliveryId: this.deliveryId });
+    const { safetyStop, ...kpis } = await deliveryLocalSteps.readDeliveryKpis({ deliveryId: this.deliveryId });
+    this.view.kpis = kpis;
     this.view.kpisAtMs = Date.now(); // the workflow clock inside the sandbox: replays the recorded time
     this.handedOverSinceKpis = 0;
+    if (safetyStop && this.view.phase === 'sending' && !this.view.paused && !this.cancelRequested && patched(SAFETY_STOP)) await this.safetyStop(safetyStop);
     return this.view.kpis;
+  }
+
+  /**
+   * The delivery pauses itself, as a person pausing it would (no new message starts; retries already planned go on),
+   * with the safety stop's figures as the reason, shown by the state query and written to the delivery table.
+   */
+  private async safetyStop(verdict: SafetyStopVerdict): Promise<void> {
+    log.warn('delivery safety stop', { deliveryId: this.deliveryId, reason: verdict.reason });
+    this.view.paused = true;
+    this.view.pauseReason = { by: 'safety_stop', reason: verdict.reason, atMs: Date.now(), safetyStop: verdict };
+    await this.enter('paused');
   }
 
   /**
@@ -138,6 +159,7 @@ export class DeliveryRun {
       waves: v.waves,
       cancelRequested: this.cancelRequested,
       cancelReason: v.cancelReason,
+      pauseReason: v.pauseReason ?? null,
     };
   }
 

@@ -3,7 +3,7 @@
  * then stay open for asynchronous feedback for a while (relay mode: until a delivery report or the confirmation
  * window's end; direct mode: late bounces), so that the query and the search attributes stay the live truth.
  */
-import { condition, patched, proxyLocalActivities, setHandler, sleep, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { condition, patched, proxyActivities, proxyLocalActivities, setHandler, sleep, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import { retryWindowEnd } from '../domain/retry-schedule';
 import {
   recipientFeedbackSignal,
@@ -29,6 +29,26 @@ const { sendRecipientMessage } = proxyLocalActivities<RecipientActivities>({
   startToCloseTimeout: '5 minutes',
   retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumInterval: '2 minutes', maximumAttempts: 30 },
 });
+
+// A message whose receiving site has no budget within the local activity's short wait (docs/mx-rules.md) goes on as
+// this regular activity. While the site has none, it fails with a retryable SiteBudgetWait carrying nextRetryDelay = the
+// time to its reserved slot: the server holds and retries it, which adds no history event, no workflow task and no
+// polling loop however long the wait (one ActivityTaskScheduled/Started/Completed for the whole wait). Those waits are
+// not attempts of the message: no attempt number, no soft bounce, no retry budget. The retry policy is therefore
+// unlimited in attempts; the activity itself ends the wait at the message's retry window end (an 'expired' outcome),
+// and scheduleToClose, past the longest window (3.5 days), is only a backstop. 5 minutes start-to-close: the longest
+// wait in memory (MX_REMOTE_WAIT_MS, 2 minutes at most) plus one SMTP transaction. It heartbeats every 5 s: a task lost
+// between the server and a busy worker is retried 15 s later, and, since every wait counts as an attempt, genuine
+// failures back off to 5 s at most instead of growing with the number of waits.
+const { sendRecipientMessageWhenSiteAllows } = proxyActivities<RecipientActivities>({
+  startToCloseTimeout: '5 minutes',
+  heartbeatTimeout: '15 seconds',
+  scheduleToCloseTimeout: '4 days',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '5 seconds' },
+});
+
+/** Patch (2026-12-02): a site-budget deferral goes on as the regular activity above instead of a timer and a retry (docs/workflow-versioning.md). */
+const SITE_BUDGET_WAIT_SERVER_SIDE = 'site-budget-wait-server-side';
 
 /** Feedback entries kept in the query view: a recipient rarely gets more than two; a loop of auto-replies must not grow the state. */
 const MAX_FEEDBACK_KEPT = 20;
@@ -86,7 +106,7 @@ export async function recipientWorkflow(input: RecipientWorkflowInput): Promise<
 
   let awaitingReport = false;
   for (;;) {
-    const outcome = await sendRecipientMessage({
+    let outcome = await sendRecipientMessage({
       deliveryId: input.deliveryId,
       recipientId: input.recipientId,
       attempt: state.attempts + 1,
@@ -94,6 +114,18 @@ export async function recipientWorkflow(input: RecipientWorkflowInput): Promise<
       retryWindowEndsAt: state.retryWindowEndsAtMs,
       workflowNowMs: Date.now(), // the workflow clock: deterministic on replay
     });
+    // Recipients that deferred before this change (no siteWait in their histories) keep the timer below.
+    if (outcome.outcome === 'deferred' && outcome.siteWait && patched(SITE_BUDGET_WAIT_SERVER_SIDE)) {
+      outcome = await sendRecipientMessageWhenSiteAllows({
+        deliveryId: input.deliveryId,
+        recipientId: input.recipientId,
+        attempt: state.attempts + 1,
+        dkimSignature,
+        retryWindowEndsAt: state.retryWindowEndsAtMs,
+        workflowNowMs: Date.now(),
+        reservation: outcome.siteWait.reservation,
+      });
+    }
     if (outcome.outcome === 'deferred') {
       // Nothing was sent (delivery paused, or the receiving site backed off): wait, then the same attempt again.
       await sleep(outcome.retryInMs ?? 5_000);

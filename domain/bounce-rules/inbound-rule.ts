@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { FAILURE_REASONS, FAILURE_TYPES, RETRY_CLASSES, type FailureReason, type FailureType, type RetryClass } from '../failure';
 import { describeIssues, qualificationRuleIdSchema, type CompiledRule } from './qualification-rule';
+import { compileSafePattern, PatternSyntaxError, type SafePattern } from '../patterns/safe-pattern';
 
 const MAX_REGEX_LENGTH = 1000;
 const regexSource = z.string().min(1).max(MAX_REGEX_LENGTH);
@@ -82,9 +83,10 @@ export interface InboundRuleResult {
 }
 
 export interface CompiledInboundRule extends InboundRule {
-  readonly fromRegex: RegExp | null;
-  readonly subjectRegex: RegExp | null;
-  readonly bodyRegex: RegExp | null;
+  /** Compiled with RE2 (domain/patterns/safe-pattern.ts): linear time in the text's length, whatever the pattern. */
+  readonly fromRegex: SafePattern | null;
+  readonly subjectRegex: SafePattern | null;
+  readonly bodyRegex: SafePattern | null;
   readonly result: InboundRuleResult;
 }
 
@@ -109,12 +111,13 @@ export class InboundRuleError extends Error {
   }
 }
 
-function compileRegex(source: string, field: 'from' | 'subject' | 'body', ruleId: string): RegExp {
+function compileRegex(source: string, field: 'from' | 'subject' | 'body', ruleId: string): SafePattern {
   try {
-    // "i" only: a "g" or "y" regex keeps lastIndex between calls. "m": "^" and "$" anchor on lines of a body.
-    return new RegExp(source, field === 'body' ? 'im' : 'i');
+    // Multiline for a body: "^" and "$" anchor on its lines.
+    return compileSafePattern(source, { multiline: field === 'body' });
   } catch (err) {
-    throw new InboundRuleError(`inbound rule "${ruleId}": invalid ${field} regex /${source}/: ${(err as Error).message}`, ruleId, field);
+    if (!(err instanceof PatternSyntaxError)) throw err;
+    throw new InboundRuleError(`inbound rule "${ruleId}": invalid ${field} regex /${source}/: ${err.message}`, ruleId, field);
   }
 }
 

@@ -2,6 +2,7 @@
 
 import { z } from 'zod';
 import { FAILURE_REASONS, FAILURE_TYPES, RETRY_CLASSES, type Qualification } from '../failure';
+import { compileSafePattern, PatternSyntaxError, type SafePattern } from '../patterns/safe-pattern';
 
 /** An exact RFC 3463 enhanced status code, e.g. "5.1.1" or "4.7.650". */
 const ENHANCED_EXACT = /^[245]\.\d{1,3}\.\d{1,3}$/;
@@ -42,9 +43,9 @@ export const qualificationRuleSchema = z
     code: basicCode.nullable(),
     /** Enhanced status code: exact ("5.1.1") or prefix ("5.7."). */
     enhancedCode: enhancedCode.nullable(),
-    /** Case-insensitive JavaScript regex source, tested on the reply text (codes stripped). */
+    /** Case-insensitive regex in RE2 syntax (domain/patterns/safe-pattern.ts), tested on the reply text (codes stripped). */
     pattern: regexSource.nullable(),
-    /** Case-insensitive JavaScript regex source, tested on the recipient domain. */
+    /** Case-insensitive regex in RE2 syntax, tested on the recipient domain. */
     domain: regexSource.nullable().optional(),
     type: z.enum(FAILURE_TYPES),
     reason: z.enum(FAILURE_REASONS),
@@ -96,8 +97,9 @@ export interface CompiledRule extends QualificationRule {
   readonly enhancedExact: string | null;
   /** Enhanced code prefix ("5.7."), or null. */
   readonly enhancedPrefix: string | null;
-  readonly patternRegex: RegExp | null;
-  readonly domainRegex: RegExp | null;
+  /** Compiled with RE2: linear time in the reply's length, whatever the pattern. */
+  readonly patternRegex: SafePattern | null;
+  readonly domainRegex: SafePattern | null;
   readonly result: Readonly<Qualification>;
 }
 
@@ -113,16 +115,12 @@ export class QualificationRuleError extends Error {
   }
 }
 
-function compileRegex(source: string, what: 'pattern' | 'domain', ruleId: string): RegExp {
+function compileRegex(source: string, what: 'pattern' | 'domain', ruleId: string): SafePattern {
   try {
-    // "i" only: never "g" or "y", whose lastIndex state would make test() depend on the previous call.
-    return new RegExp(source, 'i');
+    return compileSafePattern(source);
   } catch (err) {
-    throw new QualificationRuleError(
-      `qualification rule "${ruleId}": invalid ${what} regex /${source}/: ${(err as Error).message}`,
-      ruleId,
-      what,
-    );
+    if (!(err instanceof PatternSyntaxError)) throw err;
+    throw new QualificationRuleError(`qualification rule "${ruleId}": invalid ${what} regex /${source}/: ${err.message}`, ruleId, what);
   }
 }
 

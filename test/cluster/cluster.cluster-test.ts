@@ -16,6 +16,7 @@ import { parseSettings } from '../../config/settings';
 import { SandboxMx } from '../../mx-sandbox/sandbox-mx';
 import { startLocalCluster, type LocalCluster } from '../../stack/cluster/local-cluster';
 import { HISTORY_SHARDS, serverVersion, TEMPORAL_SERVER_VERSION } from '../../stack/cluster/temporal-server';
+import { createApiKey } from '../../db/api-key-store';
 
 const RECIPIENTS = 300;
 const DOMAIN = 'cluster.example';
@@ -28,6 +29,8 @@ let cluster: LocalCluster | undefined;
 let mx: SandboxMx;
 let pool: Pool;
 let dir: string;
+/** An admin key of the cluster's API (created in its database, as `npm run api-key` would). */
+let apiKey: string;
 
 function population(): { email: string; kind: 'ok' | 'grey' | 'fail1' | 'hard' }[] {
   return Array.from({ length: RECIPIENTS }, (_, i) => {
@@ -41,7 +44,7 @@ function population(): { email: string; kind: 'ok' | 'grey' | 'fail1' | 'hard' }
 async function api<T>(method: string, url: string, body?: unknown): Promise<{ status: number; body: T }> {
   const res = await fetch(`${cluster!.apiUrl}${url}`, {
     method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    headers: { authorization: `Bearer ${apiKey}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await res.text();
@@ -94,6 +97,7 @@ beforeAll(async () => {
   });
   console.log(`[cluster] layout ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   pool = new Pool({ connectionString: cluster.databaseUrl, max: 2 });
+  apiKey = (await createApiKey(pool, { name: 'cluster test', scopes: ['admin'] })).secret;
 }, 900_000);
 
 afterAll(async () => {

@@ -33,6 +33,7 @@ import { settingsSchema } from '../../config/settings';
 import { startHarness, type Harness } from '../support/harness';
 import { apiCall, request, waitUntil } from '../support/http';
 import { historyToJsonObject } from './history-json';
+import { runWebhookEndpointScenario, WEBHOOK_SCENARIO_ENV } from './webhook-scenario';
 import { deliveryWorkflowId, recipientStateQuery, recipientWorkflowId, type DeliveryStateView } from '../../workflows/contract';
 
 const PROJECT_ROOT = path.resolve(__dirname, '..', '..');
@@ -84,8 +85,15 @@ function git(args: string[]): { status: number | null; out: string } {
   }
 }
 
+/**
+ * REPLAY_RECORD_ONLY=<step>,<step>: record only these steps (a new workflow type's scenario, without recording every
+ * other type again); the set is published under a name that says so.
+ */
+const ONLY = process.env.REPLAY_RECORD_ONLY?.split(',').map((s) => s.trim()).filter(Boolean);
+
 /** One `it` per step; a scenario counts as recorded only when its function returned (a timed-out one does not). */
 function step(name: string, timeoutMs: number, fn: () => Promise<void>, description?: string) {
+  if (ONLY && !ONLY.includes(name)) return;
   declared.push(name);
   if (description) descriptions.set(name, description);
   it(
@@ -231,7 +239,9 @@ function readme(): string {
 
 function publish() {
   // One folder per recording: the day and the commit. Recording again from the same commit replaces only that set.
-  const setDir = path.join(HISTORIES_DIR, `${new Date().toISOString().slice(0, 10)}-${gitInfo.commit}${gitInfo.workflowsDirty ? '-dirty' : ''}`);
+  const only = ONLY ? `-only-${ONLY.join('+')}` : '';
+  const setDir = path.join(HISTORIES_DIR, `${new Date().toISOString().slice(0, 10)}-${gitInfo.commit}${gitInfo.workflowsDirty ? '-dirty' : ''}${only}`);
+  if (ONLY) notes.push(`recorded with REPLAY_RECORD_ONLY=${ONLY.join(',')}: only these scenarios; the other workflow types are in the sets beside this one.`);
   fs.rmSync(setDir, { recursive: true, force: true });
   fs.mkdirSync(setDir, { recursive: true });
   for (const r of recorded) fs.copyFileSync(path.join(staging, r.file), path.join(setDir, r.file));
@@ -560,28 +570,43 @@ describe('record replay histories', () => {
   );
 
   step(
-    'recipient-deferred-site-backoff',
+    'recipient-site-budget-wait',
     60_000,
     async () => {
       const address = 'dee@deferral.example';
-      const id = await createDelivery({ name: 'replay: deferred', recipients: [{ email: address, fields: { firstName: 'Dee' } }] });
+      // deferral.example is a site of its own (a domain rule), suspended for 3 s as a suspend reply rule would leave it.
+      await h.runtime.stores.mxSiteRules.upsert({
+        id: 'replay-deferral',
+        priority: 50,
+        provider: 'test',
+        domains: ['deferral.example'],
+        mxHosts: [],
+        scope: 'site',
+        maxConnections: 2,
+        messagesPerConnection: 10,
+        perSecond: null,
+        perHour: null,
+        note: 'replay recorder: a suspended site',
+      });
+      await h.deps.mxRules.refresh();
+      const id = await createDelivery({ name: 'replay: site budget wait', recipients: [{ email: address, fields: { firstName: 'Dee' } }] });
       await h.waitForPhase(id, ['awaiting_confirmation'], 30_000);
-      // The receiving site has just throttled us (as a throttle reply records it): the first attempt must be deferred.
       await h.pool.query(
-        `INSERT INTO receiving_site_backoff (site, until, level, last_reply) VALUES ($1, now() + interval '3 seconds', 1, '421 4.7.0 Too many messages, slow down')
-         ON CONFLICT (site) DO UPDATE SET until = EXCLUDED.until, level = 1, last_reply = EXCLUDED.last_reply`,
-        ['deferral.example'],
+        `INSERT INTO mx_sites (site, rule_id, state, suspended_until, last_change_at, last_signal_at)
+         VALUES ('replay-deferral', 'replay-deferral', 'suspended', now() + interval '3 seconds', now(), now())
+         ON CONFLICT (site) DO UPDATE SET state = 'suspended', suspended_until = EXCLUDED.suspended_until, last_change_at = now()`,
       );
       await confirmWhenAnalysed(id);
       await h.waitForPhase(id, ['completed'], 60_000);
       const row = (await recipientIds(id)).get(address)!;
       expect(row).toMatchObject({ status: 'sent', attempts: 1 });
-      const r = await record('recipient-deferred-site-backoff', recipientWorkflowId(id, row.id));
-      // sign, send (deferred), timer, send (accepted): nothing counted as an attempt while the site was backed off.
-      expect(count(r.history, 'timerStartedEventAttributes')).toBeGreaterThanOrEqual(1);
-      expect(localActivityMarkers(r.history)).toBeGreaterThanOrEqual(3);
+      const r = await record('recipient-site-budget-wait', recipientWorkflowId(id, row.id));
+      // sign, send (deferred: the site is suspended), the regular activity that waited server-side and sent; no timer.
+      expect(count(r.history, 'activityTaskScheduledEventAttributes')).toBe(1);
+      expect(count(r.history, 'timerStartedEventAttributes')).toBe(0);
+      expect(localActivityMarkers(r.history)).toBe(2);
     },
-    "a recipient whose receiving site was backed off after throttling when it was handed over: the send activity returned 'deferred' (no attempt counted), the workflow waited on a timer and sent",
+    "a recipient whose receiving site was suspended when it was handed over: the send's local activity returned 'deferred' with the site's wait (no attempt counted), the regular activity waited server-side (retried at the suspension's end) and sent",
   );
 
   step(
@@ -657,6 +682,21 @@ describe('record replay histories', () => {
       }
     },
     'a recurring delivery (paused cron schedule) triggered once: the run workflow, which creates the delivery from its template and runs it as a child',
+  );
+
+  step(
+    'webhook-endpoint',
+    120_000,
+    async () => {
+      const hooks = await startHarness({ env: { ...BASE_ENV, ...WEBHOOK_SCENARIO_ENV } });
+      try {
+        await record('webhook-endpoint', await runWebhookEndpointScenario(hooks), { client: hooks.client });
+      } finally {
+        await terminateLeftovers(hooks);
+        await hooks.stop();
+      }
+    },
+    'a webhook endpoint (test/replay/webhook-scenario.ts): refused until its 3 s retry window ended and disabled by the workflow, enabled (signal), delivered, disabled through the API (signal cancelling the long poll), an event replayed, enabled, the replay delivered, deleted (cancelled)',
   );
 
   step(

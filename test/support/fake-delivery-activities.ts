@@ -135,6 +135,10 @@ export function createFakeActivities(o: FakeOptions): { activities: Activities; 
       }
       return outcome;
     },
+    // The regular activity a site-budget deferral hands over to: the fakes have no sites, so the same fake send.
+    async sendRecipientMessageWhenSiteAllows(input): Promise<SendOutcome> {
+      return activities.sendRecipientMessage(input);
+    },
     async confirmAfterReportWindow(input) {
       const r = state.recipients.get(input.recipientId)!;
       const confirmedByWindow = r.status === 'taken_into_account';
@@ -145,6 +149,15 @@ export function createFakeActivities(o: FakeOptions): { activities: Activities; 
       return input.addresses.map((address) => ({ address, messageId: '<proof@example.test>', accepted: true, reply: { code: 250, enhancedCode: null, text: 'ok', mxHost: null } }));
     },
     async createDeliveryFromTemplate() {
+      throw new Error('not used by these tests');
+    },
+    async awaitWebhookMessage() {
+      throw new Error('not used by these tests');
+    },
+    async deliverWebhookMessage() {
+      throw new Error('not used by these tests');
+    },
+    async disableWebhookEndpoint() {
       throw new Error('not used by these tests');
     },
   };

@@ -13,6 +13,7 @@ import { freePort } from '../../stack/ports';
 import { createPool } from '../../db/pool';
 import { migrate } from '../../db/migrate';
 import { seedQualificationRules } from '../../db/qualification-rule-store';
+import { seedMxRules } from '../../db/mx-rule-store';
 import { workflowsPath } from '../../workers/create-worker';
 import { workflowBundleConverterOptions } from '../../runtime/data-converter-codec';
 
@@ -55,6 +56,8 @@ export default async function setup(project: TestProject) {
     const pool = createPool(pg.connectionString, 2);
     await migrate(pool);
     await seedQualificationRules(pool);
+    // The MX rules every worker sends by (a test that edits one through the API edits a seeded table).
+    await seedMxRules(pool);
     await pool.end();
     // The failure converter the workers use (failure messages inside sealed payloads) must be in the bundle too.
     const bundle = await bundleWorkflowCode({ workflowsPath: workflowsPath(), ...workflowBundleConverterOptions(), logger: new DefaultLogger('WARN') });

@@ -27,6 +27,10 @@ import { SandboxMx, type SandboxMxOptions } from '../../mx-sandbox/sandbox-mx';
 import { createDeliverySchema, type CreateDeliveryInput } from '../../api/delivery-input';
 import type { DeliveryStateView } from '../../workflows/contract';
 import { deliveryStateQuery, deliveryWorkflowId } from '../../workflows/contract';
+import type { ApiApp } from '../../api/app';
+import { createApiKey } from '../../db/api-key-store';
+import type { ApiScope } from '../../domain/api-scopes';
+import { useApiKey } from './http';
 
 /** A test payload key, derived from its ID (tests never depend on a generated file). */
 export const testPayloadKey = (id: string) => ({ id, key: createHash('sha256').update(`test payload key ${id}`).digest() });
@@ -48,6 +52,12 @@ export interface Harness {
   deps: ActivityDependencies;
   taskQueue: string;
   apiUrl: string;
+  /** The API app (tests walk its router stack). */
+  app: ApiApp;
+  /** An admin key created at start; `request`/`apiCall` to apiUrl send it unless told otherwise. */
+  apiKey: string;
+  /** A new key of `scopes` (its secret and id). */
+  createApiKey(scopes: ApiScope[], name?: string): Promise<{ id: string; secret: string }>;
   /** Starts the worker (tests that kill and restart workers call it again). */
   startWorker(): Promise<void>;
   stopWorker(): Promise<void>;
@@ -120,6 +130,12 @@ export async function startHarness(
     const s = app.listen(opts.apiPort ?? 0, '127.0.0.1', () => resolve(s));
   });
   const apiUrl = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  const createKey = async (scopes: ApiScope[], name = `test ${scopes.join('+')} ${randomUUID().slice(0, 8)}`) => {
+    const { key, secret } = await createApiKey(pool, { name, scopes, createdBy: { keyId: null, name: 'test harness' } });
+    return { id: key.id, secret };
+  };
+  const admin = await createKey(['admin'], `test harness admin ${taskQueue}`);
+  useApiKey(apiUrl, admin.secret);
   let inbound: Harness['inbound'] = null;
   if (inboundPort) {
     const processor = buildInboundProcessor(runtime, client);
@@ -142,6 +158,9 @@ export async function startHarness(
     deps,
     taskQueue,
     apiUrl,
+    app,
+    apiKey: admin.secret,
+    createApiKey: createKey,
     inbound,
     async startWorker() {
       nativeConnection ??= await NativeConnection.connect({ address: settings.TEMPORAL_ADDRESS });
@@ -185,6 +204,7 @@ export async function startHarness(
         server.close(() => r());
         server.closeAllConnections();
       });
+      useApiKey(apiUrl, null);
       await mx.stop();
       await inbound?.listener.stop();
       await connection.close();

@@ -1,0 +1,161 @@
+/**
+ * The API under read load while a delivery sends: does the API hold a steady rate of authenticated reads with a low
+ * p99, and what does that load cost the sending rate?
+ *
+ * One large delivery sends throughout. Its completion rate is measured over three consecutive windows of equal
+ * length: without load, with the load generator running, without load again. Comparing the loaded window with the
+ * mean of the two quiet ones around it cancels most of the drift of a shared machine (and the slow changes of the
+ * delivery's own rate). The API runs as its own process, as in the production layout; the load generator too.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { createDeliverySchema } from '../api/delivery-input';
+import { formatPayloadKeys } from '../runtime/codec-keys';
+import { freePort } from '../stack/ports';
+import { BENCH_FROM, BENCH_TEMPLATE, uploadList } from './analysis-bench';
+import { cleanPopulation } from './population';
+import { round, sleep } from './measure';
+import { BENCH_SECRETS, type BenchStack, type WorkerTuning } from './stack';
+
+export interface ApiLoadResult {
+  recipients: number;
+  /** Requests per second asked of the load generator, and the mix of paths it cycled through. */
+  targetRatePerSecond: number;
+  windowSeconds: number;
+  paths: string[];
+  load: { requests: number; perSecond: number; latencyMs: { p50: number; p90: number; p99: number; max: number }; non2xx: number; errors: number; timeouts: number; statusCodes: Record<string, number> };
+  /** Recipients made final per second in each window. */
+  sendRate: { quietBefore: number; loaded: number; quietAfter: number };
+  /** 1 − loaded ÷ mean(quiet windows): the share of the sending rate the read load took. */
+  sendRateDrop: number;
+}
+
+const ROOT = path.join(__dirname, '..');
+const TSX = path.join(ROOT, 'node_modules', '.bin', 'tsx');
+
+async function finalCount(stack: BenchStack, deliveryId: string): Promise<number> {
+  const r = await stack.probe.query<{ n: number }>(`SELECT count(*)::int AS n FROM delivery_recipients WHERE delivery_id = $1 AND status IN ('sent', 'failed')`, [deliveryId]);
+  return r.rows[0].n;
+}
+
+/** The API process of the production layout (api/main.ts), on the bench's Temporal and Postgres with the bench's secrets. */
+async function startApiProcess(stack: BenchStack, log: (m: string) => void): Promise<{ url: string; child: ChildProcess }> {
+  const port = await freePort();
+  const s = stack.settings;
+  const child = spawn(TSX, [path.join(ROOT, 'api', 'main.ts')], {
+    cwd: ROOT,
+    env: {
+      ...process.env,
+      DATA_DIR: s.DATA_DIR,
+      TEMPORAL_ADDRESS: s.TEMPORAL_ADDRESS,
+      DATABASE_URL: s.DATABASE_URL,
+      TASK_QUEUE: s.TASK_QUEUE,
+      API_PORT: String(port),
+      VERP_SECRET: BENCH_SECRETS.verpSecret,
+      KEY_ENCRYPTION_SECRET: BENCH_SECRETS.keyEncryptionSecret,
+      PAYLOAD_KEYS: formatPayloadKeys(BENCH_SECRETS.payloadKeys!.keys),
+      PAYLOAD_KEY_ID: BENCH_SECRETS.payloadKeys!.currentKeyId,
+      // The bench measures the API's cost, not its per-key limiter: the load generator uses one key.
+      RATE_LIMIT_PER_KEY: '0',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`the API process exited (${child.exitCode}): ${stderr}`);
+    const ok = await fetch(`${url}/health`).then((r) => r.ok, () => false);
+    if (ok) break;
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`the API process did not answer /health within 60 s: ${stderr}`);
+    }
+    await sleep(250);
+  }
+  log(`api-load: API process ${child.pid} on ${url}`);
+  return { url, child };
+}
+
+function runLoadClient(plan: { baseUrl: string; apiKey: string; paths: string[]; ratePerSecond: number; seconds: number; connections: number }): Promise<ApiLoadResult['load']> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(TSX, [path.join(__dirname, 'api-load-client.ts'), JSON.stringify(plan)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      if (code !== 0) return reject(new Error(`load generator exited with ${code}: ${err}`));
+      try {
+        resolve(JSON.parse(out.trim().split('\n').pop()!));
+      } catch (e) {
+        reject(new Error(`load generator printed no result: ${(e as Error).message}: ${out.slice(-500)} ${err}`));
+      }
+    });
+  });
+}
+
+export async function runApiLoadBench(
+  stack: BenchStack,
+  opts: { recipients: number; ratePerSecond: number; windowSeconds: number; tuning: WorkerTuning; readKey: () => Promise<string>; log: (m: string) => void },
+): Promise<ApiLoadResult> {
+  const { log, recipients: n, windowSeconds: w } = opts;
+  log(`api-load: ${n.toLocaleString('en')} recipients, ${opts.ratePerSecond} reads/s, windows of ${w} s`);
+  const upload = await uploadList(stack, cleanPopulation(n), `bench api load ${n}`);
+  await stack.startWorker(opts.tuning);
+  await stack.deps.keys.ensureKey(BENCH_FROM.address.split('@')[1], stack.settings.DKIM_SELECTOR, 'rsa-sha256');
+  const api = await startApiProcess(stack, log);
+  try {
+    const apiKey = await opts.readKey();
+    const input = createDeliverySchema.parse({ name: `bench api load ${n}`, from: BENCH_FROM, ...BENCH_TEMPLATE, listId: upload.listId, autoConfirm: true, validity: '1d' });
+    const { id } = await stack.service.create(input);
+    // The reads a dashboard and an integrator make while a delivery sends: its live view, its log pages, the lists.
+    const recipientIds = (await stack.probe.query<{ id: number }>(`SELECT recipient_id AS id FROM delivery_recipients WHERE delivery_id = $1 ORDER BY recipient_id LIMIT 50`, [id])).rows.map((r) => r.id);
+    const paths = [
+      `/api/deliveries/${id}`,
+      `/api/deliveries/${id}`,
+      `/api/deliveries/${id}/recipients?limit=50`,
+      `/api/deliveries?limit=20`,
+      ...recipientIds.slice(0, 4).map((rid) => `/api/deliveries/${id}/recipients/${rid}`),
+      `/api/lists`,
+    ];
+
+    // Steady state first: recipients are completing (the delivery has been analysed and its first pages handed over).
+    const warmDeadline = Date.now() + 15 * 60_000;
+    while ((await finalCount(stack, id)) < Math.min(200, n / 10)) {
+      if (Date.now() > warmDeadline) throw new Error('api-load: the delivery did not start sending within 15 minutes');
+      await sleep(500);
+    }
+    const windowRate = async (during?: Promise<ApiLoadResult['load']>) => {
+      const c0 = await finalCount(stack, id);
+      const t0 = performance.now();
+      const load = during ? await during : (await sleep(w * 1000), undefined);
+      const rate = ((await finalCount(stack, id)) - c0) / ((performance.now() - t0) / 1000);
+      return { rate: round(rate, 2), load };
+    };
+    const before = await windowRate();
+    log(`api-load: quiet window ${before.rate}/s`);
+    const loaded = await windowRate(runLoadClient({ baseUrl: api.url, apiKey, paths, ratePerSecond: opts.ratePerSecond, seconds: w, connections: 20 }));
+    log(`api-load: loaded window ${loaded.rate}/s; p99 ${loaded.load!.latencyMs.p99} ms over ${loaded.load!.requests} requests`);
+    const after = await windowRate();
+    log(`api-load: quiet window ${after.rate}/s`);
+    if ((await finalCount(stack, id)) >= n) log('api-load: WARNING the delivery completed during the windows; use more recipients');
+    await stack.service.cancel(id, 'bench api-load done').catch(() => undefined);
+    const quiet = (before.rate + after.rate) / 2;
+    return {
+      recipients: n,
+      targetRatePerSecond: opts.ratePerSecond,
+      windowSeconds: w,
+      paths,
+      load: loaded.load!,
+      sendRate: { quietBefore: before.rate, loaded: loaded.rate, quietAfter: after.rate },
+      sendRateDrop: round(quiet > 0 ? 1 - loaded.rate / quiet : NaN, 3),
+    };
+  } finally {
+    api.child.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 500));
+    if (api.child.exitCode === null) api.child.kill('SIGKILL');
+  }
+}
