@@ -67,7 +67,8 @@ const eventTypes = z
   .min(1, 'subscribe to at least one event type')
   .transform((types) => [...new Set(types)].sort());
 
-const createBody = z
+/** POST /api/webhooks (exported for the OpenAPI description). */
+export const createWebhookSchema = z
   .object({
     url: webhookUrl,
     /** Default: every event type. */
@@ -77,7 +78,8 @@ const createBody = z
   })
   .strict();
 
-const patchBody = z
+/** PATCH /api/webhooks/:id. */
+export const updateWebhookSchema = z
   .object({
     url: webhookUrl.optional(),
     eventTypes: eventTypes.optional(),
@@ -90,7 +92,8 @@ const patchBody = z
   .refine((b) => Object.keys(b).length > 0, 'nothing to change')
   .refine((b) => b.disabledReason === undefined || b.enabled === false, { message: 'disabledReason goes with enabled: false', path: ['disabledReason'] });
 
-const deliveriesQuery = z
+/** GET /api/webhooks/:id/deliveries. */
+export const webhookDeliveriesQuery = z
   .object({
     before: z.coerce.number().int().positive().optional(),
     limit: z.coerce.number().int().min(1).max(200).default(50),
@@ -161,7 +164,7 @@ export function createWebhookRouter(deps: WebhookRouterDependencies): Router {
   };
 
   router.post(BASE, async (req, res) => {
-    const body = createBody.parse(req.body);
+    const body = createWebhookSchema.parse(req.body);
     const types = body.eventTypes ?? [...WEBHOOK_EVENT_TYPES].sort();
     const { subscription, secret } = await store.create({ url: body.url, eventTypes: types, description: body.description, enabled: body.enabled }, auditActor(res));
     try {
@@ -205,7 +208,7 @@ export function createWebhookRouter(deps: WebhookRouterDependencies): Router {
 
   router.patch(`${BASE}/:id`, async (req, res) => {
     const id = idParam.parse(req.params.id);
-    const body = patchBody.parse(req.body);
+    const body = updateWebhookSchema.parse(req.body);
     const actor = auditActor(res);
     let s = await subscriptionOr404(id);
     if (body.url !== undefined || body.eventTypes !== undefined || body.description !== undefined) {
@@ -246,7 +249,7 @@ export function createWebhookRouter(deps: WebhookRouterDependencies): Router {
 
   router.get(`${BASE}/:id/deliveries`, async (req, res) => {
     const id = idParam.parse(req.params.id);
-    const q = deliveriesQuery.parse(req.query);
+    const q = webhookDeliveriesQuery.parse(req.query);
     await subscriptionOr404(id);
     const attempts = await store.attempts(id, { beforeId: q.before, limit: q.limit });
     const last = attempts.at(-1);

@@ -261,7 +261,7 @@ describe('adaptive: a sink that answers 421 above a rate', () => {
     expect(soft.rows[0].n).toBeLessThanOrEqual(refused.length);
 
     // The change and its cause, through the API.
-    const list = (await api('GET', '/api/mx-sites')).body.sites as Record<string, any>[];
+    const list = (await api('GET', '/api/mx-sites')).body.sites as { site: string; rule: unknown; lastChange: unknown; recentReplies: { byCode: Record<string, number>; accepted: number } }[];
     const listed = list.find((s) => s.site === ADAPT.rule)!;
     expect(listed).toBeDefined();
     expect(listed.rule).toMatchObject({ id: ADAPT.rule, limits: { perSecond: ADAPT.perSecond } });

@@ -210,7 +210,8 @@ describe('throttling slows the whole receiving site down (MX rules, docs/mx-rule
     });
     expect(put.status).toBe(201);
     await h.deps.mxRules.refresh();
-    const untilMs = Date.now() + 4_000;
+    // Longer than MX_REMOTE_WAIT_MS (5 s): the wait is the server's, not one in memory.
+    const untilMs = Date.now() + 20_000;
     // As another worker's suspend reply rule would have left it.
     await h.pool.query(
       `INSERT INTO mx_sites (site, rule_id, state, suspended_until, last_change_at, last_signal_at) VALUES ($1, $1, 'suspended', to_timestamp($2 / 1000.0), now(), now())`,
