@@ -173,6 +173,12 @@ export function createSendingActivities(deps: ActivityDependencies): RecipientAc
       }
       if (adm.kind === 'expired') expired = adm.reason;
       else permit = adm.permit;
+      // The delivery may have been paused while the message waited for its slot: a first attempt does not start then.
+      if (input.attempt === 1 && (await deliveryPhase(input.deliveryId)) === 'paused') {
+        permit?.release();
+        if (remote) waitServerSide('delivery paused', PAUSED_RECHECK_MS, null);
+        return deferred('delivery paused', PAUSED_RECHECK_MS);
+      }
     }
     let reply: SmtpReply;
     try {

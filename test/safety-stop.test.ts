@@ -92,8 +92,9 @@ describe('delivery safety stop', () => {
       expect(atPause.finished).toBeLessThan(recipients.length / 2);
       await new Promise((r) => setTimeout(r, 5_000));
       const later = await attemptsOf(id);
-      // Messages already admitted when the pause came may finish (the send re-reads the phase each second).
-      expect(later.finished - atPause.finished).toBeLessThanOrEqual(10);
+      // Messages already in their SMTP transaction when the pause came finish, and the send re-reads the phase at most
+      // a second old: at 5 messages/s, a handful more.
+      expect(later.finished - atPause.finished).toBeLessThanOrEqual(15);
       expect(later.lastStartMs).toBeLessThan(Date.parse(reason.at) + 3_000);
       const kpis = got.body.kpis;
       expect(kpis.failuresByType.hard).toBeGreaterThan(0);

@@ -100,6 +100,9 @@ export interface SitePermit {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, Math.max(0, ms)));
 
+/** A paced message takes its connection this long before its slot (connecting takes a few round trips). */
+const PREWARM_MS = 300;
+
 export class SiteBudget {
   readonly holder: string;
   private readonly lanes = new Map<string, SiteLanes>();
@@ -197,16 +200,28 @@ export class SiteBudget {
       }
       const lanes = this.siteLanes(site.site, limits);
       lanes.pending++;
-      let lane: LaneSlot | null;
+      let lane: LaneSlot | null = null;
       try {
-        if (slotLocalMs > Date.now()) await sleep(slotLocalMs - Date.now());
-        // The rate went down while it slept (this process saw a throttling reply, or read the change): a new slot.
-        if (paced && (this.states.get(site.site)?.row.epoch ?? epoch) !== epoch && round < 2) continue;
-        // Woken too late (a busy process): sent now it would bunch with the next slots; the slot is given back.
-        if (paced && Date.now() > slotLocalMs + this.o.lateToleranceMs && round < 2) continue;
-        // A paced message may wait for a connection only as long as its slot stays valid; an unpaced one, its whole wait.
-        const laneWait = paced ? this.o.lateToleranceMs : Math.max(0, o.maxWaitMs - (Date.now() - started));
-        lane = await this.acquireLane(site.site, lanes, limits, laneWait);
+        if (!paced) {
+          lane = await this.acquireLane(site.site, lanes, limits, Math.max(0, o.maxWaitMs - (Date.now() - started)));
+        } else {
+          // The connection is taken (and opened if it is not) a little before the slot, so that connecting does not push
+          // the message past it; the message then goes at its slot.
+          if (slotLocalMs - PREWARM_MS > Date.now()) await sleep(slotLocalMs - PREWARM_MS - Date.now());
+          // The rate went down while it slept (this process saw a throttling reply, or read the change): a new slot.
+          if ((this.states.get(site.site)?.row.epoch ?? epoch) !== epoch && round < 2) continue;
+          // A paced message may wait for a connection only as long as its slot stays valid.
+          lane = await this.acquireLane(site.site, lanes, limits, Math.max(0, slotLocalMs + this.o.lateToleranceMs - Date.now()));
+          if (lane) {
+            if (site.targets[0]) await lane.lane.warm(site.targets[0]);
+            if (slotLocalMs > Date.now()) await sleep(slotLocalMs - Date.now());
+            // Too late (a busy process): sent now it would bunch with the next slots; the slot is given back.
+            if (Date.now() > slotLocalMs + this.o.lateToleranceMs && round < 2) {
+              this.releaseLane(site.site, lanes, lane);
+              continue;
+            }
+          }
+        }
       } finally {
         lanes.pending--;
       }

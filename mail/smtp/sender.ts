@@ -62,6 +62,7 @@ export class SmtpSender {
       ...opts.budget,
       newLane: () =>
         new SmtpLane({
+          relayMode: opts.mode === 'relay',
           heloName: opts.heloName,
           connectTimeoutMs: opts.connectTimeoutMs,
           greetingTimeoutMs: opts.greetingTimeoutMs,

@@ -11,6 +11,8 @@ import { parseSmtpReply, type SmtpReply } from '../../domain/smtp-reply';
 import type { MxTarget } from '../mx/resolver';
 
 export interface SmtpLaneOptions {
+  /** Relay mode: connections to the smart host (STARTTLS required, authentication). */
+  relayMode: boolean;
   heloName: string;
   connectTimeoutMs: number;
   greetingTimeoutMs: number;
@@ -106,6 +108,20 @@ export class SmtpLane {
         }
         return replyFromError(err, target.host, 'DATA');
       }
+    }
+  }
+
+  /**
+   * Opens a connection to `target` ahead of a message (a paced message connects before its slot). A failure is left
+   * for send() to meet and report, on a fresh connection.
+   */
+  async warm(target: MxTarget): Promise<void> {
+    if (this.conn && this.targetKey === `${target.host}:${target.port}`) return;
+    if (this.conn) await this.close();
+    try {
+      await this.connect(target, this.opts.relayMode);
+    } catch {
+      await this.close();
     }
   }
 

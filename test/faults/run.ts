@@ -22,6 +22,6 @@ const r = spawnSync(process.execPath, [path.join(ROOT, 'node_modules', 'vitest',
 if (fs.existsSync(results)) {
   process.stdout.write(`\n${fs.readFileSync(results, 'utf8')}\n(written to ${path.relative(ROOT, results)} and fault-suite.json)\n`);
 } else {
-  process.stdout.write('\nthe fault suite wrote no result table (it failed before its first fault)\n');
+  process.stdout.write('\nthe fault suite wrote no result table: it failed before its first fault, or while writing it (see above)\n');
 }
 process.exit(r.status ?? 1);
