@@ -18,6 +18,7 @@ import { createActivities } from '../activities';
 import type { SendInput } from '../workflows/contract';
 import { buildActivityDependencies, buildWorker, openRuntime, type EngineRuntime } from '../runtime/composition-root';
 import { SandboxMx } from '../mx-sandbox/sandbox-mx';
+import { freePort } from '../stack/ports';
 import { recipientWorkflow } from '../workflows/recipient-workflow';
 import { recipientStateQuery, recipientWorkflowId, type RecipientStateView } from '../workflows/contract';
 import {
@@ -63,7 +64,8 @@ beforeAll(async () => {
   const settings = parseSettings({
     DATABASE_URL: inject('databaseUrl'),
     TASK_QUEUE: taskQueue,
-    MX_OVERRIDES: JSON.stringify({ [UNREACHABLE_DOMAIN]: '127.0.0.1:1', '*': `127.0.0.1:${port}` }),
+    // A closed port fresh for this run: its site's suspension (on this test's skipped clock) must not reach other tests.
+    MX_OVERRIDES: JSON.stringify({ [UNREACHABLE_DOMAIN]: `127.0.0.1:${await freePort()}`, '*': `127.0.0.1:${port}` }),
     VERP_SECRET: TEST_SECRETS.verpSecret,
     KEY_ENCRYPTION_SECRET: TEST_SECRETS.keyEncryptionSecret,
     RETRY_TIME_SCALE: '1',

@@ -5,6 +5,7 @@ import { apiCall, waitUntil } from './support/http';
 import { verifyDkim } from './support/dkim-verify';
 import { decodeVerp } from '../domain/verp';
 import { SandboxMx } from '../mx-sandbox/sandbox-mx';
+import { freePort } from '../stack/ports';
 import { recipientStateQuery, recipientWorkflowId } from '../workflows/contract';
 
 let h: Harness;
@@ -103,7 +104,11 @@ describe('headers, envelope and transport', () => {
 
   it('tries MX hosts by preference and falls back when the best one is down', async () => {
     const down = 'invalid-host-port-1';
-    const fallback = await startHarness({ env: { MX_OVERRIDES: JSON.stringify({ '*': `127.0.0.1:1,127.0.0.1:${h.mx.listeningPort}` }) }, worker: true });
+    // A port nothing listens on, fresh for this run: the receiving site is keyed by its first MX host, and site state
+    // (a suspension after a refused connection) lives in the shared database, so a fixed port would inherit another
+    // test's suspension.
+    const closedPort = await freePort();
+    const fallback = await startHarness({ env: { MX_OVERRIDES: JSON.stringify({ '*': `127.0.0.1:${closedPort},127.0.0.1:${h.mx.listeningPort}` }) }, worker: true });
     try {
       const id = await fallback.createDelivery({ name: 'fallback', from: 'news@fallback.example', subject: 'x', text: 'y', recipients: [{ email: `${down}@fallback-rcpt.example` }], autoConfirm: true });
       await fallback.waitForPhase(id, ['completed']);
