@@ -5,8 +5,8 @@
  *
  * Request bodies, queries and path parameters are the zod schemas the routes validate with (imported, never copied);
  * api/openapi/document.ts turns them into JSON Schema with zod's own z.toJSONSchema. Where a route file does not export
- * its schema yet (api/webhook-routes.ts, api/mx-site-routes.ts), the entry says so in words and the schema is left
- * open; exporting the schema and naming it here makes it exact.
+ * its schema, the entry says so in words and the schema is left open; exporting the schema and naming it here makes it
+ * exact.
  */
 import type { z } from 'zod';
 import type { ROUTE_ACCESS } from '../auth/route-access';
@@ -33,6 +33,8 @@ import { patchBody as ruleEnableBody } from '../rule-table-routes';
 import { denylistBody, listDenylistQuery, listInboundQuery, listQuarantineQuery, messageIdParam } from '../feedback-routes';
 import { apiKeyIdParam, auditQuery, createKeyBody, listKeysQuery } from '../api-key-routes';
 import { payloadsBody } from '../codec-routes';
+import { createWebhookSchema, updateWebhookSchema, webhookDeliveriesQuery } from '../webhook-routes';
+import { replyTestBody, siteListQuery, siteTestBody, suspendBody } from '../mx-site-routes';
 import { mxRuleIdSchema, mxSiteRuleSchema } from '../../domain/mx-rules/mx-site-rule';
 import { mxReplyRuleSchema } from '../../domain/mx-rules/mx-reply-rule';
 import { qualificationRuleSchema } from '../../domain/bounce-rules/qualification-rule';
@@ -133,6 +135,11 @@ export const REQUEST_COMPONENTS = {
   DenylistAddRequest: denylistBody,
   AddDkimKeyRequest: addKeySchema,
   SetDkimKeyActiveRequest: setKeyActiveSchema,
+  CreateWebhookRequest: createWebhookSchema,
+  UpdateWebhookRequest: updateWebhookSchema,
+  SuspendMxSiteRequest: suspendBody,
+  MxSiteTestRequest: siteTestBody,
+  MxReplyTestRequest: replyTestBody,
   RuleEnableRequest: ruleEnableBody,
   QualificationTestRequest: qualificationTestBody,
   InboundRuleTestRequest: inboundRuleTestBody,
@@ -280,9 +287,7 @@ function ruleTableOperations<Base extends string>(
 const loadedRuleConflict = 'a stored rule that the current validation refuses (written around the API): the answer names it; fix it (PUT) or disable it (PATCH)';
 
 const webhookId: ParamDoc = { description: "the subscription's id (a UUID)" };
-const webhookBodyNote = 'The schema is not exported by api/webhook-routes.ts yet; the fields are described here in words.';
 const eventTypesText = WEBHOOK_EVENT_TYPES.map((t) => `\`${t}\``).join(', ');
-const mxBodyNote = 'The schema is not exported by api/mx-site-routes.ts yet; the fields are described here in words.';
 
 export const OPERATIONS = {
   'GET /health': {
@@ -742,7 +747,7 @@ export const OPERATIONS = {
     summary: 'Receiving sites and their live state',
     tag: 'MX sites and rules',
     description: 'Each site: its rule, the limits it is sent at now, connections, messages in flight, replies of the last hour, last change.',
-    query: { state: { description: 'only sites in this state: `normal`, `slowed` or `suspended`' } },
+    query: siteListQuery,
     responses: { 200: { description: 'the sites', schema: r.mxSitesResponse } },
     conflict: loadedRuleConflict,
   },
@@ -761,7 +766,7 @@ export const OPERATIONS = {
     tag: 'MX sites and rules',
     description: "A provider's incident, a delisting in progress: nothing is sent to the site for the time given, recorded with the reason.",
     params: { site: { description: "the site's key (as GET /api/mx-sites lists it)" } },
-    body: { openObject: `${mxBodyNote} \`seconds\` (required): how long, 1 s to 7 days; \`reason\` (required): why, recorded with the change.` },
+    body: { schema: ref('SuspendMxSiteRequest'), example: { seconds: 3600, reason: 'provider incident: deferring everything' } },
     responses: { 200: { description: 'the site as it is now, with the change made', schema: r.mxSiteChangedResponse } },
     notFound: 'no enabled rule for the site, or the site is not one of its rule',
   },
@@ -788,9 +793,7 @@ export const OPERATIONS = {
     summary: 'Which rule and site a domain falls under',
     tag: 'MX sites and rules',
     description: 'Changes nothing; the API does no DNS lookup (give the MX host to match rules by MX host).',
-    body: {
-      openObject: `${mxBodyNote} \`domain\` (required): a domain name; \`mxHost\` (optional): the domain's first MX host.`,
-    },
+    body: { schema: ref('MxSiteTestRequest'), example: { domain: 'example.com', mxHost: 'aspmx.l.google.com' } },
     responses: { 200: { description: 'the matching rule and site', schema: r.mxSiteTestResponse } },
     conflict: loadedRuleConflict,
   },
@@ -807,9 +810,7 @@ export const OPERATIONS = {
     summary: 'What a reply would do to its site',
     tag: 'MX sites and rules',
     description: 'Changes nothing.',
-    body: {
-      openObject: `${mxBodyNote} \`reply\` (required): the SMTP reply, codes included; \`retryClass\` (optional): the retry class to match, by default the bundled qualification rules' verdict.`,
-    },
+    body: { schema: ref('MxReplyTestRequest'), example: { reply: '421 4.7.0 Try again later, closing connection.' } },
     responses: { 200: { description: 'the matching reply rule and its action', schema: r.mxReplyTestResponse } },
     conflict: loadedRuleConflict,
   },
@@ -853,9 +854,9 @@ export const OPERATIONS = {
     tag: 'Webhooks',
     description: 'Events are signed per Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`) with the secret answered here.',
     body: {
-      openObject:
-        `${webhookBodyNote} \`url\` (required): an absolute http(s) URL; \`eventTypes\` (optional, default every type): some of ${eventTypesText}; ` +
-        '`description` (optional); `enabled` (optional, default true).',
+      schema: ref('CreateWebhookRequest'),
+      description: `\`eventTypes\` defaults to every type: ${eventTypesText}.`,
+      example: { url: 'https://hooks.example.com/email-events', eventTypes: ['recipient.sent', 'recipient.failed'], description: 'CRM sync' },
     },
     responses: { 201: { description: 'subscribed; its endpoint workflow runs', schema: r.webhookCreatedResponse } },
   },
@@ -877,9 +878,9 @@ export const OPERATIONS = {
     summary: 'Change a subscription',
     tag: 'Webhooks',
     body: {
-      openObject:
-        `${webhookBodyNote} Any of \`url\`, \`eventTypes\`, \`description\` (null clears it), \`enabled\`, and \`disabledReason\` ` +
-        '(with `enabled: false`); at least one.',
+      schema: ref('UpdateWebhookRequest'),
+      description: 'At least one field; `description: null` clears it; `disabledReason` goes with `enabled: false`.',
+      example: { enabled: false, disabledReason: 'receiver being migrated' },
     },
     params: { id: webhookId },
     responses: { 200: { description: 'the subscription as stored now', schema: r.webhookResponse } },
@@ -904,10 +905,7 @@ export const OPERATIONS = {
     summary: "An endpoint's recent deliveries",
     tag: 'Webhooks',
     params: { id: webhookId },
-    query: {
-      before: { description: 'page back from this attempt id' },
-      limit: { description: 'attempts per page (1 to 200, default 50)' },
-    },
+    query: webhookDeliveriesQuery,
     responses: { 200: { description: 'attempts with their status codes, newest first', schema: r.webhookAttemptsResponse } },
   },
   'POST /api/webhooks/:id/enable': {
