@@ -55,6 +55,13 @@ export class DeliveryService {
   readonly log: DeliveryLog;
   readonly lists: RecipientListStore;
 
+  /**
+   * Live views read in the last LIVE_VIEW_CACHE_MS, per delivery (the promise, so that concurrent reads share one
+   * query): a hundred open pages of one delivery cost its workflow one query per interval, not a hundred. A change
+   * made through this process forgets the delivery's entry at once.
+   */
+  private readonly liveViews = new Map<string, { atMs: number; view: Promise<{ view: DeliveryStateView | null; temporalUnavailable: boolean }> }>();
+
   constructor(private readonly o: DeliveryServiceOptions) {
     this.store = o.stores.deliveries;
     this.log = o.stores.log;
@@ -144,7 +151,27 @@ export class DeliveryService {
    * (a restart, an outage), so that a read can fall back to the delivery log at once instead of failing after the
    * client's default 20-second deadline.
    */
-  async liveView(id: string): Promise<{ view: DeliveryStateView | null; temporalUnavailable: boolean }> {
+  liveView(id: string): Promise<{ view: DeliveryStateView | null; temporalUnavailable: boolean }> {
+    const ttl = this.o.settings.LIVE_VIEW_CACHE_MS;
+    if (ttl <= 0) return this.queryLiveView(id);
+    const now = Date.now();
+    const hit = this.liveViews.get(id);
+    if (hit && now - hit.atMs < ttl) return hit.view;
+    if (this.liveViews.size >= 10_000) {
+      for (const [key, entry] of this.liveViews) if (now - entry.atMs >= ttl) this.liveViews.delete(key);
+      if (this.liveViews.size >= 10_000) this.liveViews.clear();
+    }
+    const view = this.queryLiveView(id);
+    const entry = { atMs: now, view };
+    this.liveViews.set(id, entry);
+    // A failed read is not shared with later callers.
+    view.catch(() => {
+      if (this.liveViews.get(id) === entry) this.liveViews.delete(id);
+    });
+    return view;
+  }
+
+  private async queryLiveView(id: string): Promise<{ view: DeliveryStateView | null; temporalUnavailable: boolean }> {
     try {
       return { view: await this.o.client.withDeadline(Date.now() + LIVE_VIEW_DEADLINE_MS, () => this.workflowView(id)), temporalUnavailable: false };
     } catch (e) {
@@ -165,6 +192,9 @@ export class DeliveryService {
         throw new ConflictError(`cannot ${verb}: the delivery has ended (${state ?? 'unknown'})`);
       }
       throw e;
+    } finally {
+      // The next read shows what the update did (or why it was refused), not a view read before it.
+      this.liveViews.delete(id);
     }
   }
 

@@ -192,6 +192,16 @@ export const settingsSchema = z.object({
   DELIVERY_PAGE_SIZE: z.coerce.number().int().min(1).max(2_000).default(500),
   /** Most recipients handed over whose first attempt has not ended yet, per delivery. */
   DELIVERY_MAX_IN_FLIGHT: z.coerce.number().int().min(1).default(2_000),
+  /**
+   * Batch workflows of one delivery starting their recipient workflows at the same time. One batch starts its 500
+   * children one after the other on one workflow; several keep the in-flight window full (docs/benchmarks.md).
+   */
+  /**
+   * How long an API process reuses a delivery's live view (its workflow query) for other reads of the same delivery:
+   * open pages and polling clients cost the workflow one query per interval. 0: a query per read.
+   */
+  LIVE_VIEW_CACHE_MS: z.coerce.number().int().min(0).max(60_000).default(1_000),
+  DELIVERY_PARALLEL_BATCHES: z.coerce.number().int().min(1).max(32).default(4),
   /** History events after which a sending delivery continues as new (well under Temporal's ~50K limit). */
   DELIVERY_CONTINUE_AS_NEW_EVENTS: z.coerce.number().int().min(20).max(40_000).default(10_000),
 
@@ -290,6 +300,7 @@ export function deliveryTunables(s: Settings): DeliveryTunables {
     // Soft bounces can wait hours: while nothing moves the refresh backs off to this.
     maxIdleRefreshMs: 60_000,
     historyEventsBeforeContinue: s.DELIVERY_CONTINUE_AS_NEW_EVENTS,
+    parallelBatches: s.DELIVERY_PARALLEL_BATCHES,
     feedbackWindows: {
       afterAcceptedMs: Math.round(s.LATE_FEEDBACK_WINDOW_SECONDS * 1000),
       relayConfirmationMs: Math.round(s.RELAY_CONFIRMATION_WINDOW_SECONDS * 1000),

@@ -156,8 +156,11 @@ describe('control', () => {
   it('pause stops new sends while waiting retries keep their timers; resume finishes the delivery', async () => {
     const list = [{ email: 'grey-first@ctl.example', fields: { firstName: 'G' } }, ...recipients(11, 'p')];
     const id = await h.createDelivery({ ...content, name: 'pause', recipients: list, autoConfirm: true, waves: { mode: 'size', size: 2, periodSeconds: 3 } });
-    // Pause right after the first wave is handed over (the greylisted recipient is in it).
+    // Pause once the first wave is handed over and the greylisted recipient (in it) has had its first attempt: a
+    // handed-over recipient whose first attempt has not started yet waits for the resume (batches start their
+    // recipients while the next page is claimed, so hand-over alone does not mean the first attempt happened).
     await until('wave 1', async () => (await h.waitForPhase(id, ['sending'])).waves[0]?.handedOver === 2);
+    await until('first attempt of the greylisted recipient', async () => h.mx.attemptsFor('grey-first@ctl.example') >= 1, 20_000);
     const paused = await api('POST', `/api/deliveries/${id}/pause`, {});
     expect(paused.status).toBe(200);
     expect((await api('POST', `/api/deliveries/${id}/pause`, {})).status).toBe(409);

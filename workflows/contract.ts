@@ -52,6 +52,11 @@ export interface DeliveryTunables {
   historyEventsBeforeContinue: number;
   /** How long recipient workflows wait for asynchronous feedback; absent in deliveries started before it existed. */
   feedbackWindows?: FeedbackWindows;
+  /**
+   * Batch workflows starting their recipients at once (still within maxInFlight). Absent in deliveries started before
+   * it existed: they hand over one batch at a time, waiting for it, exactly as they were recorded.
+   */
+  parallelBatches?: number;
 }
 
 /** How long a recipient workflow stays open for asynchronous feedback after the SMTP transaction. */

@@ -3,7 +3,7 @@
  * the contact date → hand the waves over page by page → follow the log until every recipient is final.
  * Cancellation ends any phase; a sending delivery continues as new when its history grows.
  */
-import { allHandlersFinished, condition, continueAsNew, executeChild, patched, proxyActivities } from '@temporalio/workflow';
+import { allHandlersFinished, condition, continueAsNew, executeChild, patched, proxyActivities, startChild } from '@temporalio/workflow';
 import { allRecipientsFinal } from '../domain/efs-status';
 import { planWaves } from '../domain/wave-plan';
 import {
@@ -124,9 +124,25 @@ async function startSending(run: DeliveryRun, analysis: AnalysisSummary): Promis
   await run.enter('sending');
 }
 
-/** Each wave hands over its share of recipients, page by page, within the in-flight window. */
+/**
+ * Each wave hands over its share of recipients, page by page, within the in-flight window. With parallelBatches > 1 a
+ * page's batch workflow is started and the next page claimed at once, up to that many batches starting their
+ * recipients together; every batch has finished before this returns (a batch is the delivery's child: closing or
+ * continuing the delivery as new would end a batch still starting its recipients).
+ */
 async function handOverWaves(run: DeliveryRun): Promise<Ending> {
+  const batches = new Set<Promise<unknown>>();
+  try {
+    return await handOverPages(run, batches);
+  } finally {
+    await Promise.all(batches);
+  }
+}
+
+async function handOverPages(run: DeliveryRun, batches: Set<Promise<unknown>>): Promise<Ending> {
   const view = run.view;
+  // Absent in deliveries started before parallel hand-over: one batch at a time, awaited, as their histories recorded.
+  const parallelBatches = run.tunables.parallelBatches ?? 1;
   const { pageSize, maxInFlight, kpiRefreshMs } = run.tunables;
   const validityEndsAtMs = view.validityEndsAtMs!;
   const localSendTime = view.analysis?.options.localSendTime;
@@ -156,11 +172,22 @@ async function handOverWaves(run: DeliveryRun): Promise<Ending> {
       });
       if (page.length === 0) return 'completed'; // fewer recipients than planned (none left to hand over)
       const batchNo = view.batchesStarted + 1;
-      await executeChild(recipientBatchWorkflow, {
+      const batch = {
         workflowId: recipientBatchWorkflowId(deliveryWorkflowId(run.deliveryId), batchNo),
         typedSearchAttributes: [{ key: DeliveryIdAttribute, value: run.deliveryId }],
-        args: [{ deliveryId: run.deliveryId, validityEndsAtMs, recipients: page, feedbackWindows: run.tunables.feedbackWindows }],
-      });
+        args: [{ deliveryId: run.deliveryId, validityEndsAtMs, recipients: page, feedbackWindows: run.tunables.feedbackWindows }] as const,
+      };
+      if (parallelBatches <= 1) {
+        await executeChild(recipientBatchWorkflow, { ...batch, args: [...batch.args] });
+      } else {
+        // Started (the server has it, so the page is not lost), not awaited: the next page is claimed meanwhile.
+        const handle = await startChild(recipientBatchWorkflow, { ...batch, args: [...batch.args] });
+        const done: Promise<unknown> = handle.result().finally(() => batches.delete(done));
+        // Observed here so that a failing batch is not an unhandled rejection; race and all below still see it.
+        done.catch(() => undefined);
+        batches.add(done);
+        if (batches.size >= parallelBatches) await Promise.race(batches);
+      }
       view.batchesStarted = batchNo;
       view.handedOverUpToRecipientId = page[page.length - 1].recipientId;
       wave.handedOver += page.length;

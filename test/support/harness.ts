@@ -108,6 +108,9 @@ export async function startHarness(
     VERP_SECRET: TEST_SECRETS.verpSecret,
     KEY_ENCRYPTION_SECRET: TEST_SECRETS.keyEncryptionSecret,
     KPI_REFRESH_SECONDS: '0.5',
+    // Tests read a delivery right after a change made elsewhere (a worker, a direct client): no reuse of live views
+    // (test/live-view-cache.test.ts covers the cache).
+    LIVE_VIEW_CACHE_MS: '0',
     SMTP_CONNECT_TIMEOUT_MS: '5000',
     SMTP_GREETING_TIMEOUT_MS: '5000',
     SMTP_SOCKET_TIMEOUT_MS: '10000',
