@@ -23,6 +23,7 @@ import { createApiKeyRouter } from './api-key-routes';
 import { createWebhookRouter } from './webhook-routes';
 import { createMxSiteRouter } from './mx-site-routes';
 import { createOpenApiRouter } from './openapi/routes';
+import { createDashboardRouter } from './dashboard-routes';
 
 /** Access control's settings (the key store comes from `stores`); see accessSettings() in runtime/composition-root.ts. */
 export type AccessSettings = Omit<AccessControlOptions, 'store' | 'table' | 'log'>;
@@ -75,6 +76,8 @@ export function createApp(deps: ApiDependencies): ApiApp {
   app.use(createSessionRouter({ access, keys: deps.stores.apiKeys }));
   // The description of the routes this process mounted (the optional routers vary), and its viewer (docs/api.md).
   app.use(createOpenApiRouter({ routes: () => mountedRoutes(app).map((r) => `${r.method} ${r.path}`) }));
+  // The dashboard's page and files (public, no data) and its settings; its data comes from the routes below.
+  app.use(createDashboardRouter({ temporalUiUrl: deps.temporalUiUrl, temporalNamespace: (deps.schedules ?? deps.webhooks)?.client.options.namespace ?? 'default' }));
   app.use(createApiKeyRouter({ keys: deps.stores.apiKeys, audit: deps.stores.audit, authenticator: access.authenticator }));
   app.use(createDeliveryRouter(deps.service, deps.stores.audit));
   app.use(createListRouter(deps.stores.lists));

@@ -103,9 +103,19 @@ describe('every route', () => {
     expect(checked.read).toBeGreaterThan(20);
     expect(checked.send).toBeGreaterThan(10);
     expect(checked.admin).toBeGreaterThan(10);
-    // Only health, the unsubscribe link, the sign-in page and the API's description with its viewer are open.
+    // Only health, the unsubscribe link, the sign-in page, the API's description with its viewer and the dashboard's
+    // page and files (no data) are open.
     const withAccess = (a: RouteAccess) => routes.filter((r) => table.declared(r.method, r.path) === a).map((r) => `${r.method} ${r.path}`).sort();
-    expect(withAccess('public')).toEqual(['GET /api/openapi.json', 'GET /docs/api', 'GET /docs/api/assets/:file', 'GET /health', 'GET /session', 'POST /u/:id/:rid/:token']);
+    expect(withAccess('public')).toEqual([
+      'GET /api/openapi.json',
+      'GET /dashboard',
+      'GET /dashboard/assets/:file',
+      'GET /docs/api',
+      'GET /docs/api/assets/:file',
+      'GET /health',
+      'GET /session',
+      'POST /u/:id/:rid/:token',
+    ]);
     // The policy itself: reads need read (keys and the audit log apart); admin is rules, DKIM, keys, quarantine, denylist.
     const get = routes.filter((r) => r.method === 'GET' && /^\/api\/(deliveries|lists|recurring-deliveries|inbound|quarantine|denylist|dkim|qualification-rules|inbound-rules)\b/.test(r.path));
     expect(get.length).toBeGreaterThan(15);

@@ -7,7 +7,7 @@
  * The rule: reads (GET) need `read`; creating and controlling deliveries, lists, proofs, recurring deliveries and
  * feeding inbound messages need `send`; rules, DKIM keys, API keys, the audit log, quarantine releases and denylist
  * changes need `admin`. Only health, the one-click unsubscribe (authenticated by its link's HMAC), the sign-in page
- * (static, no data) and the API's description with its viewer (no data either) are public.
+ * (static, no data), the API's description with its viewer and the dashboard's page and files (no data either) are public.
  */
 import type express from 'express';
 import { match, type MatchFunction } from 'path-to-regexp';
@@ -134,6 +134,12 @@ export const ROUTE_ACCESS = {
   'GET /api/openapi.json': 'public',
   'GET /docs/api': 'public',
   'GET /docs/api/assets/:file': 'public',
+
+  // The dashboard (api/dashboard-routes.ts): its page and files are public because they hold no data (what it shows
+  // comes from the routes above, with the session's scopes); its settings (the Temporal UI's address) need a key.
+  'GET /dashboard': 'public',
+  'GET /dashboard/assets/:file': 'public',
+  'GET /api/dashboard/config': 'read',
 } as const satisfies Record<string, RouteAccess>;
 
 /** What a request that matches no route needs: a valid key (then the 404); nothing about the API leaks without one. */

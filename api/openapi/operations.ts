@@ -59,7 +59,8 @@ export const TAGS = {
   'API keys and audit log': 'Keys with their scopes, and who changed what.',
   Sessions: 'Cookie sessions for browsers, opened with a key.',
   Codec: "The Temporal Web UI's remote codec: decrypts payloads for people allowed to read.",
-  Public: 'Routes that take no key: health, the one-click unsubscribe, the sign-in page, this description.',
+  Dashboard: "The browser dashboard's settings (its page and files are public, under Public; its data comes from the routes above).",
+  Public: 'Routes that take no key: health, the one-click unsubscribe, the sign-in page, this description, the dashboard page.',
 } as const;
 export type Tag = keyof typeof TAGS;
 
@@ -947,6 +948,31 @@ export const OPERATIONS = {
     params: { file: { description: 'one of the files the page loads' } },
     responses: { 200: { description: 'the file (JavaScript or CSS)', contentType: 'application/octet-stream' } },
     notFound: 'not a file of the viewer',
+  },
+
+  'GET /dashboard': {
+    operationId: 'dashboardPage',
+    summary: 'Delivery dashboard (page)',
+    tag: 'Public',
+    description:
+      'The browser dashboard (docs/dashboard.md): a static page that signs in with a key (POST /api/session) and shows what the ' +
+      'routes of this API answer, with the scopes of the key. It holds no data.',
+    responses: { 200: { description: 'the page', contentType: 'text/html' } },
+  },
+  'GET /dashboard/assets/:file': {
+    operationId: 'dashboardAsset',
+    summary: "The dashboard's modules, libraries and style sheet",
+    tag: 'Public',
+    params: { file: { description: 'one of the files the page loads' } },
+    responses: { 200: { description: 'the file (JavaScript or CSS)', contentType: 'application/octet-stream' } },
+    notFound: 'not a file of the dashboard',
+  },
+  'GET /api/dashboard/config': {
+    operationId: 'getDashboardConfig',
+    summary: "The dashboard's settings",
+    tag: 'Dashboard',
+    description: 'What the dashboard needs to know of this installation: `temporalUi` ({url, namespace}, for links to workflows) or null when not configured.',
+    responses: { 200: { description: '`{"temporalUi": {"url", "namespace"} | null}`', contentType: 'application/json' } },
   },
 } satisfies Record<RouteKey, OperationDoc>;
 

@@ -1,0 +1,120 @@
+/**
+ * The delivery dashboard (docs/dashboard.md), served by the API process:
+ *
+ * - `GET /dashboard`: one static HTML page; the app routes inside it with the URL's fragment (#/deliveries/<id>...).
+ * - `GET /dashboard/assets/:file`: the app's ES modules and style sheet (dashboard/) and the libraries it imports, read
+ *   from node_modules (preact, htm, chart.js). Nothing is built and nothing is loaded from another site.
+ * - `GET /api/dashboard/config`: what the page needs to know of this installation (the Temporal UI's address).
+ *
+ * The page and its files hold no data, so they are public (api/auth/route-access.ts): everything shown comes from the
+ * API's own routes, called with the session cookie opened at POST /api/session, with the key's scopes.
+ */
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { Router, type Response } from 'express';
+import { NotFoundError } from './http-errors';
+
+export const DASHBOARD_PATH = '/dashboard';
+const ASSETS_PATH = `${DASHBOARD_PATH}/assets`;
+
+const resolveFrom = createRequire(__filename);
+/** A file beside a package's entry point (some packages export no package.json to resolve). */
+const besideEntry = (specifier: string, file: string) => path.join(path.dirname(resolveFrom.resolve(specifier)), file);
+const APP_DIR = path.join(__dirname, '..', 'dashboard');
+
+const JS = 'text/javascript; charset=utf-8';
+/** Every file the page may load, by the name it asks for (nothing else of dashboard/ or node_modules is served). */
+const ASSETS: Record<string, { file: string; type: string }> = {
+  'preact.mjs': { file: besideEntry('preact', 'preact.mjs'), type: JS },
+  'hooks.mjs': { file: besideEntry('preact/hooks', 'hooks.mjs'), type: JS },
+  'htm.mjs': { file: besideEntry('htm', 'htm.mjs'), type: JS },
+  'chart.umd.min.js': { file: besideEntry('chart.js', 'chart.umd.min.js'), type: JS },
+  'dashboard.css': { file: path.join(APP_DIR, 'dashboard.css'), type: 'text/css; charset=utf-8' },
+};
+for (const name of ['app.js', 'api.js', 'format.js', 'components.js', 'deliveries.js', 'delivery.js', 'log.js', 'recipient.js', 'addresses.js', 'sites.js', 'keys.js']) {
+  ASSETS[name] = { file: path.join(APP_DIR, name), type: JS };
+}
+// A library upgrade that moved a file would otherwise show up as a blank page: refuse to start, naming it.
+for (const [name, { file }] of Object.entries(ASSETS)) {
+  if (!fs.existsSync(file)) throw new Error(`the dashboard's ${name} is missing (${file}); run npm ci`);
+}
+
+/** Bare module names the app and preact's hooks import, mapped to the files above. */
+const IMPORT_MAP = JSON.stringify({
+  imports: { preact: `${ASSETS_PATH}/preact.mjs`, 'preact/hooks': `${ASSETS_PATH}/hooks.mjs`, htm: `${ASSETS_PATH}/htm.mjs` },
+});
+
+const PAGE = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>Deliveries · email delivery dashboard</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,">
+<link rel="stylesheet" href="${ASSETS_PATH}/dashboard.css">
+<script type="importmap">${IMPORT_MAP}</script>
+<script src="${ASSETS_PATH}/chart.umd.min.js"></script>
+<script type="module" src="${ASSETS_PATH}/app.js"></script>
+</head>
+<body>
+<noscript>The dashboard needs JavaScript. The same data is in the API: <a href="/docs/api">/docs/api</a>.</noscript>
+<div id="app"></div>
+</body>
+</html>
+`;
+
+/**
+ * Scripts from this origin and the import map by its hash: nothing injected into the page could run. Chart.js and
+ * preact set element styles from script (the CSSOM, which style-src does not govern); the style sheet is this origin's.
+ */
+export const DASHBOARD_CSP = [
+  "default-src 'none'",
+  `script-src 'self' 'sha256-${createHash('sha256').update(IMPORT_MAP).digest('base64')}'`,
+  "style-src 'self'",
+  "img-src 'self' data:",
+  "connect-src 'self'",
+  "form-action 'none'",
+  "frame-ancestors 'none'",
+  "base-uri 'none'",
+].join('; ');
+
+export interface DashboardRouterOptions {
+  /** The Temporal Web UI's base URL, for links to workflows; none when the installation does not say. */
+  temporalUiUrl?: string;
+  temporalNamespace: string;
+}
+
+function commonHeaders(res: Response): void {
+  res.setHeader('X-Content-Type-Options', 'nosniff');
+  res.setHeader('Referrer-Policy', 'no-referrer');
+}
+
+export function createDashboardRouter(o: DashboardRouterOptions): Router {
+  const router = Router();
+
+  router.get(DASHBOARD_PATH, (_req, res) => {
+    commonHeaders(res);
+    res.setHeader('Content-Security-Policy', DASHBOARD_CSP);
+    res.setHeader('Cache-Control', 'no-cache');
+    res.type('html').send(PAGE);
+  });
+
+  router.get(`${ASSETS_PATH}/:file`, (req, res, next) => {
+    const name = String(req.params.file);
+    const asset = Object.hasOwn(ASSETS, name) ? ASSETS[name] : undefined;
+    if (!asset) throw new NotFoundError(`${name} is not a file of the dashboard`);
+    commonHeaders(res);
+    // no-cache: the browser revalidates (ETag) so that a new version of the engine is picked up at the next load.
+    res.sendFile(asset.file, { headers: { 'Content-Type': asset.type, 'Cache-Control': 'no-cache' } }, (err) => {
+      if (err && !res.headersSent) next(err);
+    });
+  });
+
+  router.get('/api/dashboard/config', (_req, res) => {
+    res.json({ temporalUi: o.temporalUiUrl ? { url: o.temporalUiUrl.replace(/\/+$/, ''), namespace: o.temporalNamespace } : null });
+  });
+
+  return router;
+}

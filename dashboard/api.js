@@ -1,0 +1,68 @@
+// Calls to the API with the session cookie, and the session's CSRF token (docs/access-control.md); a 401
+// (session ended, key revoked) sends the app back to its sign-in form.
+let csrfToken = null;
+const listeners = new Set();
+
+export function setCsrfToken(token) {
+  csrfToken = token;
+}
+
+/** Called with no argument when the API answers 401: the session is gone. */
+export function onSignedOut(fn) {
+  listeners.add(fn);
+  return () => listeners.delete(fn);
+}
+
+export class ApiError extends Error {
+  constructor(status, body) {
+    super(describe(status, body));
+    this.status = status;
+    this.body = body;
+  }
+}
+
+function describe(status, body) {
+  if (!body || typeof body !== 'object') return `the API answered ${status}`;
+  const issues = Array.isArray(body.issues) ? body.issues.map((i) => `${(i.path || []).join('.') || 'input'}: ${i.message}`) : [];
+  return [body.error || `the API answered ${status}`, ...issues].join(' — ');
+}
+
+export async function api(method, path, body) {
+  const headers = { Accept: 'application/json' };
+  // Every call carries the token: changes need it, and so do admin reads (GET /api/keys, /api/audit-log), since any
+  // route above the read scope does.
+  if (csrfToken) headers['X-CSRF-Token'] = csrfToken;
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  const r = await fetch(path, { method, headers, credentials: 'same-origin', body: body === undefined ? undefined : JSON.stringify(body) });
+  const json = await r.json().catch(() => null);
+  if (r.status === 401 && path !== '/api/session') for (const fn of listeners) fn();
+  if (!r.ok) throw new ApiError(r.status, json);
+  return json;
+}
+
+/** Opens a session with a key (sent once, in Authorization); the browser keeps only the cookie. */
+export async function signIn(key) {
+  const r = await fetch('/api/session', { method: 'POST', headers: { Authorization: `Bearer ${key}`, Accept: 'application/json' }, credentials: 'same-origin' });
+  const json = await r.json().catch(() => null);
+  if (!r.ok) throw new ApiError(r.status, json);
+  setCsrfToken(json.csrfToken);
+  return { key: json.key, expiresAt: json.expiresAt };
+}
+
+/** The open session, or null when there is none. */
+export async function currentSession() {
+  try {
+    const s = await api('GET', '/api/session');
+    if (s.via !== 'session') return null;
+    setCsrfToken(s.csrfToken);
+    return { key: s.key, expiresAt: s.expiresAt };
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 401) return null;
+    throw e;
+  }
+}
+
+export async function signOut() {
+  await api('DELETE', '/api/session').catch(() => undefined);
+  setCsrfToken(null);
+}

@@ -1,0 +1,39 @@
+// How numbers, dates and states read in the dashboard.
+const NUMBER = new Intl.NumberFormat('en');
+const PERCENT = new Intl.NumberFormat('en', { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+const DATE = new Intl.DateTimeFormat('en-GB', { dateStyle: 'medium', timeStyle: 'short' });
+const DATE_SECONDS = new Intl.DateTimeFormat('en-GB', { dateStyle: 'medium', timeStyle: 'medium' });
+
+export const num = (n) => (n === null || n === undefined ? '—' : NUMBER.format(n));
+export const pct = (n) => (n === null || n === undefined ? '—' : `${PERCENT.format(n)} %`);
+export const date = (d) => (d ? DATE.format(new Date(d)) : '—');
+export const dateSeconds = (d) => (d ? DATE_SECONDS.format(new Date(d)) : '—');
+
+export const PHASES = {
+  created: 'Created',
+  analysing: 'Analysing',
+  awaiting_confirmation: 'Awaiting confirmation',
+  analysis_failed: 'Analysis failed',
+  scheduled: 'Scheduled',
+  sending: 'Sending',
+  paused: 'Paused',
+  completed: 'Completed',
+  cancelled: 'Cancelled',
+};
+export const phase = (p) => PHASES[p] || p;
+
+export const STATUSES = {
+  pending: 'Pending',
+  excluded: 'Excluded',
+  taken_into_account: 'Taken into account',
+  sent: 'Sent',
+  failed: 'Failed',
+  cancelled: 'Cancelled',
+};
+export const status = (s) => STATUSES[s] || s;
+
+/** snake_case machine words (failure reasons, exclusion reasons) as words. */
+export const words = (s) => (s ? String(s).replace(/_/g, ' ') : '—');
+
+/** Success % of a KPI block, as the engine defines it: sent / to deliver. */
+export const successOf = (k) => (k ? k.successPercent : null);
