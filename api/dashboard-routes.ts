@@ -15,6 +15,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { Router, type Response } from 'express';
 import { NotFoundError } from './http-errors';
+import { WEBHOOK_EVENT_TYPES } from '../domain/webhook-events';
 
 export const DASHBOARD_PATH = '/dashboard';
 const ASSETS_PATH = `${DASHBOARD_PATH}/assets`;
@@ -33,7 +34,7 @@ const ASSETS: Record<string, { file: string; type: string }> = {
   'chart.umd.min.js': { file: besideEntry('chart.js', 'chart.umd.min.js'), type: JS },
   'dashboard.css': { file: path.join(APP_DIR, 'dashboard.css'), type: 'text/css; charset=utf-8' },
 };
-for (const name of ['app.js', 'api.js', 'format.js', 'components.js', 'deliveries.js', 'delivery.js', 'log.js', 'recipient.js', 'addresses.js', 'sites.js', 'keys.js']) {
+for (const name of ['app.js', 'api.js', 'format.js', 'components.js', 'deliveries.js', 'delivery.js', 'log.js', 'recipient.js', 'addresses.js', 'sites.js', 'keys.js', 'webhooks.js']) {
   ASSETS[name] = { file: path.join(APP_DIR, name), type: JS };
 }
 // A library upgrade that moved a file would otherwise show up as a blank page: refuse to start, naming it.
@@ -113,7 +114,11 @@ export function createDashboardRouter(o: DashboardRouterOptions): Router {
   });
 
   router.get('/api/dashboard/config', (_req, res) => {
-    res.json({ temporalUi: o.temporalUiUrl ? { url: o.temporalUiUrl.replace(/\/+$/, ''), namespace: o.temporalNamespace } : null });
+    res.json({
+      temporalUi: o.temporalUiUrl ? { url: o.temporalUiUrl.replace(/\/+$/, ''), namespace: o.temporalNamespace } : null,
+      // The webhook page's choices, from the list the API validates subscriptions against.
+      webhookEventTypes: WEBHOOK_EVENT_TYPES,
+    });
   });
 
   return router;

@@ -148,5 +148,8 @@ export async function runsOf(client: Client, workflowId: string): Promise<{ runI
 
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
-  return s.length ? s[Math.floor(s.length / 2)] : NaN;
+  if (!s.length) return NaN;
+  const mid = Math.floor(s.length / 2);
+  // An even count has two middle values: their mean (the upper one alone would favour the larger figure).
+  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
 }

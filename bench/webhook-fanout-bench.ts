@@ -72,6 +72,7 @@ async function main() {
   const stack = await startBenchStack(log);
   const tuning: WorkerTuning = { maxConcurrentActivities: stack.settings.WORKER_MAX_CONCURRENT_ACTIVITIES, maxConcurrentWorkflowTasks: stack.settings.WORKER_MAX_CONCURRENT_WORKFLOW_TASKS };
   const rates: Record<'none' | 'two', number[]> = { none: [], two: [] };
+  const cpu: Record<'none' | 'two', Record<string, number>[]> = { none: [], two: [] };
   const received: { events: number; requests: number; expected: number; drainSeconds: number }[] = [];
   try {
     for (let p = 0; p < pairs; p++) {
@@ -81,7 +82,11 @@ async function main() {
         for (const r of receivers) subs.push(await subscribe(stack, r.url));
         const result = await runFanoutBench(stack, { recipients: n, tuning, log });
         rates[mode].push(result.steadyCompletedPerSecond);
-        log(`pair ${p + 1}, ${mode === 'two' ? 'two endpoints' : 'no subscription'}: ${result.completedPerSecond}/s (steady ${result.steadyCompletedPerSecond}/s)`);
+        cpu[mode].push(result.cpu.msPerRecipient);
+        log(
+          `pair ${p + 1}, ${mode === 'two' ? 'two endpoints' : 'no subscription'}: ${result.completedPerSecond}/s (steady ${result.steadyCompletedPerSecond}/s); ` +
+            `CPU ms per recipient ${JSON.stringify(result.cpu.msPerRecipient)}`,
+        );
         if (mode === 'two') {
           // Every recipient's sent event, plus the delivery's own: wait until both endpoints have them.
           const t0 = performance.now();
@@ -102,7 +107,7 @@ async function main() {
   const two = median(rates.two);
   console.log(
     JSON.stringify(
-      { recipients: n, pairs, steadyCompletedPerSecond: rates, medianNone: none, medianTwoEndpoints: two, ratio: round(two / none, 3), endpoints: received },
+      { recipients: n, pairs, steadyCompletedPerSecond: rates, cpuMsPerRecipient: cpu, medianNone: none, medianTwoEndpoints: two, ratio: round(two / none, 3), endpoints: received },
       null,
       1,
     ),

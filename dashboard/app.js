@@ -10,6 +10,7 @@ import { RecipientPage } from './recipient.js';
 import { AddressesPage } from './addresses.js';
 import { MxSitesPage } from './sites.js';
 import { KeysPage } from './keys.js';
+import { WebhookPage, WebhooksPage } from './webhooks.js';
 
 /** `#/deliveries/<id>/recipients/<n>` → the page and its parameters. */
 function route(hash) {
@@ -23,6 +24,8 @@ function route(hash) {
   if (path === '/addresses') return { page: 'addresses' };
   if (path === '/mx-sites') return { page: 'mx-sites' };
   if (path === '/keys') return { page: 'keys' };
+  if (path === '/webhooks') return { page: 'webhooks' };
+  if ((m = path.match(/^\/webhooks\/([0-9a-f-]{36})$/i))) return { page: 'webhook', id: m[1] };
   return { page: 'not-found', path };
 }
 
@@ -44,6 +47,8 @@ const TITLES = {
   addresses: 'Quarantine and denylist',
   'mx-sites': 'MX sites',
   keys: 'API keys',
+  webhooks: 'Webhooks',
+  webhook: 'Webhook',
   'not-found': 'Not found',
 };
 
@@ -97,6 +102,8 @@ function Shell({ session, onSignOut }) {
   else if (r.page === 'recipient') page = html`<${RecipientPage} key=${`${r.id}/${r.rid}`} id=${r.id} rid=${r.rid} />`;
   else if (r.page === 'addresses') page = html`<${AddressesPage} isAdmin=${isAdmin} />`;
   else if (r.page === 'mx-sites') page = html`<${MxSitesPage} isAdmin=${isAdmin} />`;
+  else if (r.page === 'webhooks') page = html`<${WebhooksPage} isAdmin=${isAdmin} />`;
+  else if (r.page === 'webhook') page = html`<${WebhookPage} key=${r.id} id=${r.id} isAdmin=${isAdmin} />`;
   else if (r.page === 'keys') page = html`<${KeysPage} isAdmin=${isAdmin} ownKeyId=${session.key.id} />`;
   else page = html`<h1 tabindex="-1">Not found</h1><p>Nothing is at ${r.path}. <a href=${link('/deliveries')}>Deliveries</a></p>`;
   return html`<a class="skip" href="#main" onClick=${(e) => { e.preventDefault(); document.getElementById('main')?.focus(); }}>Skip to content</a>
@@ -107,6 +114,7 @@ function Shell({ session, onSignOut }) {
           ['deliveries', '/deliveries', 'Deliveries'],
           ['addresses', '/addresses', 'Quarantine and denylist'],
           ['mx-sites', '/mx-sites', 'MX sites'],
+          ['webhooks', '/webhooks', 'Webhooks'],
           ...(isAdmin ? [['keys', '/keys', 'API keys']] : []),
         ].map(([p, hash, label]) => html`<a href=${link(hash)} aria-current=${r.page === p ? 'page' : undefined}>${label}</a>`)}
       </nav>

@@ -17,6 +17,8 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { startHarness, type Harness } from './support/harness';
 import { apiCall, request } from './support/http';
 import { createDashboardRouter } from '../api/dashboard-routes';
+import { WebhookReceiver } from './support/webhook-receiver';
+import { WEBHOOK_EVENT_TYPES } from '../domain/webhook-events';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const IMAGES_DIR = path.join(__dirname, '..', 'docs', 'images');
@@ -114,7 +116,7 @@ describe('the dashboard', () => {
     expect((await request(h.apiUrl, 'GET', '/api/dashboard/config', { apiKey: null })).status).toBe(401);
     const config = await apiCall(h.apiUrl, 'GET', '/api/dashboard/config', undefined, { apiKey: readKey });
     expect(config.status).toBe(200);
-    expect(config.json).toEqual({ temporalUi: null });
+    expect(config.json).toEqual({ temporalUi: null, webhookEventTypes: [...WEBHOOK_EVENT_TYPES] });
 
     // With the Temporal UI configured (npm start passes its address), workflows link to it.
     const app = express().use(createDashboardRouter({ temporalUiUrl: 'http://127.0.0.1:8233/', temporalNamespace: 'mail' }));
@@ -122,7 +124,7 @@ describe('the dashboard', () => {
     await new Promise((r) => server.once('listening', r));
     try {
       const r = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/api/dashboard/config`);
-      expect(await r.json()).toEqual({ temporalUi: { url: 'http://127.0.0.1:8233', namespace: 'mail' } });
+      expect(await r.json()).toEqual({ temporalUi: { url: 'http://127.0.0.1:8233', namespace: 'mail' }, webhookEventTypes: [...WEBHOOK_EVENT_TYPES] });
     } finally {
       server.close();
     }
@@ -377,6 +379,62 @@ describe('the dashboard', () => {
     await page.context().close();
   });
 
+  it('lets an admin key subscribe an endpoint to events, follow its deliveries, disable, enable and delete it', async () => {
+    const receiver = new WebhookReceiver();
+    const url = await receiver.start();
+    let subscriptionId: string | null = null;
+    try {
+      const page = await newPage();
+      await signIn(page, h.apiKey);
+      await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Webhooks' }).click();
+      await page.getByLabel('Endpoint URL').fill(url);
+      await page.getByLabel('Description').fill(`dashboard ${u}`);
+      await page.getByLabel('recipient.sent').check();
+      await page.getByLabel('recipient.failed').check();
+      await page.getByRole('button', { name: 'Subscribe' }).click();
+      receiver.secret = await page.getByLabel('Secret').inputValue();
+      expect(receiver.secret).toMatch(/^whsec_/);
+      const listed = ((await apiCall(h.apiUrl, 'GET', '/api/webhooks')).json.webhooks as { id: string; url: string; eventTypes: string[] }[]).find((w) => w.url === url);
+      expect(listed?.eventTypes).toEqual(['recipient.failed', 'recipient.sent']);
+      subscriptionId = listed!.id;
+      await expectAccessible(page, 'webhooks page');
+
+      // A delivery's two recipient events reach the endpoint, signed with the secret the page showed.
+      const hard = `hard-wendy-${u}@${DOMAIN}`;
+      const id = await h.createDelivery({ name: `Webhooks ${u}`, from: { address: `news@${DOMAIN}` }, subject: 'Hi', text: 'Hello', recipients: [{ email: `walt-${u}@${DOMAIN}` }, { email: hard }], autoConfirm: true });
+      await h.waitForPhase(id, ['completed'], 60_000);
+      await poll(() => receiver.events.filter((e) => e.data.deliveryId === id).map((e) => e.type).sort()).toEqual(['recipient.failed', 'recipient.sent']);
+      expect(receiver.badSignatures).toBe(0);
+
+      // Its page: the deliveries with the status code the endpoint answered.
+      await page.getByRole('link', { name: url }).click();
+      await page.getByRole('heading', { level: 1, name: url }).waitFor();
+      const attempts = page.getByRole('table', { name: 'Recent deliveries to this endpoint' }).locator('tr[data-attempt]');
+      await poll(async () => {
+        await page.reload();
+        return attempts.filter({ hasText: '204' }).count();
+      }).toBeGreaterThan(0);
+      await expectAccessible(page, 'webhook page');
+
+      // Disabled with a reason, enabled again, deleted: each is what the API shows.
+      page.once('dialog', (d) => void d.accept('receiver being migrated'));
+      await page.getByRole('button', { name: 'Disable' }).click();
+      await poll(async () => (await apiCall(h.apiUrl, 'GET', `/api/webhooks/${subscriptionId}`)).json.disabledReason).toBe('receiver being migrated');
+      await page.getByRole('button', { name: 'Enable' }).click();
+      await poll(async () => (await apiCall(h.apiUrl, 'GET', `/api/webhooks/${subscriptionId}`)).json.enabled).toBe(true);
+      page.once('dialog', (d) => void d.accept());
+      await page.getByRole('button', { name: 'Delete' }).click();
+      await page.getByRole('heading', { level: 1, name: 'Webhooks' }).waitFor();
+      await poll(async () => (await apiCall(h.apiUrl, 'GET', `/api/webhooks/${subscriptionId}`)).status).toBe(404);
+      subscriptionId = null;
+      await page.context().close();
+    } finally {
+      // A subscription left behind would make the event triggers write for every later test file.
+      if (subscriptionId) await apiCall(h.apiUrl, 'DELETE', `/api/webhooks/${subscriptionId}`);
+      await receiver.stop();
+    }
+  });
+
   it('shows no control button to a read key, and signs out', async () => {
     const running = await apiCall(h.apiUrl, 'POST', '/api/deliveries', {
       name: `Awaiting ${u}`,
@@ -411,6 +469,10 @@ describe('the dashboard', () => {
     await main.getByRole('link', { name: 'MX sites' }).click();
     await page.locator('tr[data-site]').first().waitFor();
     expect(await page.getByRole('button', { name: /Suspend|Resume/ }).count()).toBe(0);
+    await main.getByRole('link', { name: 'Webhooks' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Webhooks' }).waitFor();
+    await page.getByText(/No endpoint is subscribed|Webhook subscriptions/).first().waitFor();
+    expect(await page.getByRole('button', { name: 'Subscribe' }).count()).toBe(0);
 
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.getByLabel('API key').waitFor();

@@ -971,8 +971,9 @@ export const OPERATIONS = {
     operationId: 'getDashboardConfig',
     summary: "The dashboard's settings",
     tag: 'Dashboard',
-    description: 'What the dashboard needs to know of this installation: `temporalUi` ({url, namespace}, for links to workflows) or null when not configured.',
-    responses: { 200: { description: '`{"temporalUi": {"url", "namespace"} | null}`', contentType: 'application/json' } },
+    description:
+      'What the dashboard needs to know of this installation: `temporalUi` ({url, namespace}, for links to workflows) or null when not configured, and `webhookEventTypes` (what a subscription can ask for).',
+    responses: { 200: { description: '`{"temporalUi": {"url", "namespace"} | null, "webhookEventTypes": [string]}`', contentType: 'application/json' } },
   },
 } satisfies Record<RouteKey, OperationDoc>;
 
