@@ -43,7 +43,7 @@ async function drain(subscriptionId: string, done: () => boolean): Promise<{ dat
       got.push(...m.events);
       await stores.webhooks.recordAttempt({ messageId: m.id, startedAt: new Date(), durationMs: 1, statusCode: 204, error: null, responseExcerpt: null, delivered: true });
     } else if (done()) {
-      // Writers have stopped: one more look after every transaction has ended.
+      // Every writer has returned (no transaction of theirs is open): one more look.
       const last = await stores.webhooks.nextMessage(subscriptionId, 50);
       if (last.kind !== 'message') return got;
     } else {
@@ -91,10 +91,14 @@ describe('webhook outbox', () => {
       }
     })();
     const t0 = performance.now();
-    const received = drain(id, () => stop);
+    // The drain ends only once every writer has returned: `stop` alone would let its last look run while a writer's
+    // last transaction is still open (not yet readable), and that transaction's events would be counted but not read.
+    let writersDone = false;
+    const received = drain(id, () => writersDone);
     await sleep(6_000);
     stop = true;
     await Promise.all([...writers, poller]);
+    writersDone = true;
     const got = (await received).filter((e) => e.data.tag === tag);
     const seconds = (performance.now() - t0) / 1000;
 
