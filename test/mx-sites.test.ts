@@ -261,8 +261,18 @@ describe('adaptive: a sink that answers 421 above a rate', () => {
     expect(soft.rows[0].n).toBeLessThanOrEqual(refused.length);
 
     // The change and its cause, through the API.
-    const list = (await api('GET', '/api/mx-sites')).body.sites as { site: string; rule: unknown; lastChange: unknown; recentReplies: { byCode: Record<string, number>; accepted: number } }[];
-    const listed = list.find((s) => s.site === ADAPT.rule)!;
+    type ListedSite = { site: string; rule: unknown; lastChange: unknown; recentReplies: { byCode: Record<string, number>; accepted: number } };
+    // Reply counts reach the API through each worker's periodic report: the last replies of the delivery are counted
+    // once the next report has been written, so wait for it (a count that never gets there still fails here).
+    const listed = await waitUntil(
+      `the site's report to count ${ADAPT.recipients} accepted replies`,
+      async () => {
+        const found = ((await api('GET', '/api/mx-sites')).body.sites as ListedSite[]).find((s) => s.site === ADAPT.rule);
+        return found && found.recentReplies.accepted >= ADAPT.recipients ? found : null;
+      },
+      30_000,
+      250,
+    );
     expect(listed).toBeDefined();
     expect(listed.rule).toMatchObject({ id: ADAPT.rule, limits: { perSecond: ADAPT.perSecond } });
     expect(listed.recentReplies.byCode['421']).toBeGreaterThan(0);
