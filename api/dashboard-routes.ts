@@ -9,11 +9,11 @@
  * The page and its files hold no data, so they are public (api/auth/route-access.ts): everything shown comes from the
  * API's own routes, called with the session cookie opened at POST /api/session, with the key's scopes.
  */
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { Router, type Response } from 'express';
+import { Router } from 'express';
+import { selfOnlyPageCsp, staticPageHeaders } from './static-page-headers';
 import { NotFoundError } from './http-errors';
 import { WEBHOOK_EVENT_TYPES } from '../domain/webhook-events';
 
@@ -70,16 +70,7 @@ const PAGE = `<!doctype html>
  * Scripts from this origin and the import map by its hash: nothing injected into the page could run. Chart.js and
  * preact set element styles from script (the CSSOM, which style-src does not govern); the style sheet is this origin's.
  */
-export const DASHBOARD_CSP = [
-  "default-src 'none'",
-  `script-src 'self' 'sha256-${createHash('sha256').update(IMPORT_MAP).digest('base64')}'`,
-  "style-src 'self'",
-  "img-src 'self' data:",
-  "connect-src 'self'",
-  "form-action 'none'",
-  "frame-ancestors 'none'",
-  "base-uri 'none'",
-].join('; ');
+export const DASHBOARD_CSP = selfOnlyPageCsp(IMPORT_MAP);
 
 export interface DashboardRouterOptions {
   /** The Temporal Web UI's base URL, for links to workflows; none when the installation does not say. */
@@ -87,16 +78,12 @@ export interface DashboardRouterOptions {
   temporalNamespace: string;
 }
 
-function commonHeaders(res: Response): void {
-  res.setHeader('X-Content-Type-Options', 'nosniff');
-  res.setHeader('Referrer-Policy', 'no-referrer');
-}
 
 export function createDashboardRouter(o: DashboardRouterOptions): Router {
   const router = Router();
 
   router.get(DASHBOARD_PATH, (_req, res) => {
-    commonHeaders(res);
+    staticPageHeaders(res);
     res.setHeader('Content-Security-Policy', DASHBOARD_CSP);
     res.setHeader('Cache-Control', 'no-cache');
     res.type('html').send(PAGE);
@@ -106,7 +93,7 @@ export function createDashboardRouter(o: DashboardRouterOptions): Router {
     const name = String(req.params.file);
     const asset = Object.hasOwn(ASSETS, name) ? ASSETS[name] : undefined;
     if (!asset) throw new NotFoundError(`${name} is not a file of the dashboard`);
-    commonHeaders(res);
+    staticPageHeaders(res);
     // no-cache: the browser revalidates (ETag) so that a new version of the engine is picked up at the next load.
     res.sendFile(asset.file, { headers: { 'Content-Type': asset.type, 'Cache-Control': 'no-cache' } }, (err) => {
       if (err && !res.headersSent) next(err);

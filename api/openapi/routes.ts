@@ -5,10 +5,10 @@
  * - `GET /docs/api`: the document rendered by Swagger UI, whose files are served from node_modules (swagger-ui-dist):
  *   nothing is loaded from another site, so the page works on a machine without internet, and a strict CSP holds.
  */
-import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { Router, type Response } from 'express';
+import { Router } from 'express';
+import { selfOnlyPageCsp, staticPageHeaders } from '../static-page-headers';
 import { NotFoundError } from '../http-errors';
 import { buildOpenApiDocument, type OpenApiDocument } from './document';
 
@@ -65,26 +65,13 @@ const PAGE = `<!doctype html>
  * viewer sets element styles from script, which a CSP does not govern); its icons are data: images; "Try it out"
  * calls this origin only.
  */
-export const DOCS_PAGE_CSP = [
-  "default-src 'none'",
-  `script-src 'self' 'sha256-${createHash('sha256').update(VIEWER_SCRIPT).digest('base64')}'`,
-  "style-src 'self'",
-  "img-src 'self' data:",
-  "connect-src 'self'",
-  "form-action 'none'",
-  "frame-ancestors 'none'",
-  "base-uri 'none'",
-].join('; ');
+export const DOCS_PAGE_CSP = selfOnlyPageCsp(VIEWER_SCRIPT);
 
 export interface OpenApiRouterOptions {
   /** The routes this process mounted ("METHOD /path"); read at the first request, once the app is complete. */
   routes?: () => Iterable<string>;
 }
 
-function commonHeaders(res: Response): void {
-  res.setHeader('X-Content-Type-Options', 'nosniff');
-  res.setHeader('Referrer-Policy', 'no-referrer');
-}
 
 export function createOpenApiRouter(o: OpenApiRouterOptions = {}): Router {
   const router = Router();
@@ -92,7 +79,7 @@ export function createOpenApiRouter(o: OpenApiRouterOptions = {}): Router {
 
   router.get(OPENAPI_PATH, (_req, res) => {
     document ??= buildOpenApiDocument({ routes: o.routes?.() });
-    commonHeaders(res);
+    staticPageHeaders(res);
     // A public description with no data in it: tools on other origins (editors, client generators) may read it.
     res.setHeader('Access-Control-Allow-Origin', '*');
     res.setHeader('Cache-Control', 'no-cache');
@@ -100,7 +87,7 @@ export function createOpenApiRouter(o: OpenApiRouterOptions = {}): Router {
   });
 
   router.get(DOCS_PATH, (_req, res) => {
-    commonHeaders(res);
+    staticPageHeaders(res);
     res.setHeader('Content-Security-Policy', DOCS_PAGE_CSP);
     res.setHeader('Cache-Control', 'no-cache');
     res.type('html').send(PAGE);
@@ -110,7 +97,7 @@ export function createOpenApiRouter(o: OpenApiRouterOptions = {}): Router {
     const file = String(req.params.file);
     const type = Object.hasOwn(ASSETS, file) ? ASSETS[file] : undefined;
     if (!type) throw new NotFoundError(`${file} is not a file of the API reference viewer`);
-    commonHeaders(res);
+    staticPageHeaders(res);
     res.sendFile(path.join(VIEWER_DIR, file), { maxAge: '1d', headers: { 'Content-Type': type } }, (err) => {
       if (err && !res.headersSent) next(err);
     });
