@@ -12,12 +12,15 @@ import type { Qualification } from '../domain/failure';
 import type { SmtpReply } from '../domain/smtp-reply';
 import { dnsReply } from '../mail/smtp/sender';
 import type { Admission, SitePermit, SiteReservation } from '../mail/mx/site-budget';
+import { whileDatabaseUnavailable } from '../db/database-unavailable';
 import type { ConfirmedRecipient, RecipientActivities, SendInput, SendOutcome } from '../workflows/contract';
 
 const KEY_CACHE_MS = 60_000;
 // A pause must take effect within about a second on every worker, without a query per message.
 const PHASE_CACHE_MS = 1_000;
 const PAUSED_RECHECK_MS = 5_000;
+/** How long an attempt keeps trying to record its outcome while Postgres is unreachable (well within both activities' 5 minutes). */
+const RECORD_OUTCOME_FOR_MS = 60_000;
 /** Well under the send activity's heartbeat timeout (30 s); the SDK throttles what actually reaches the server. */
 const HEARTBEAT_EVERY_MS = 5_000;
 
@@ -173,15 +176,17 @@ export function createSendingActivities(deps: ActivityDependencies): RecipientAc
       }
       if (adm.kind === 'expired') expired = adm.reason;
       else permit = adm.permit;
+    }
+    let reply: SmtpReply;
+    // From here on the permit holds one of the site's connections: every way out of this block gives it back. (A
+    // Postgres outage failing the phase read below once kept it: the site's lanes leaked one by one until it sent
+    // nothing more, docs/fault-suite.md.)
+    try {
       // The delivery may have been paused while the message waited for its slot: a first attempt does not start then.
-      if (input.attempt === 1 && (await deliveryPhase(input.deliveryId)) === 'paused') {
-        permit?.release();
+      if (!dns && input.attempt === 1 && (await deliveryPhase(input.deliveryId)) === 'paused') {
         if (remote) waitServerSide('delivery paused', PAUSED_RECHECK_MS, null);
         return deferred('delivery paused', PAUSED_RECHECK_MS);
       }
-    }
-    let reply: SmtpReply;
-    try {
       const known = await heartbeating(deps.log.beginAttempt(input.deliveryId, input.recipientId, input.attempt, msg.messageId));
       if (known && known.outcome !== 'in_progress') {
         const row = await deps.log.recipient(input.deliveryId, input.recipientId);
@@ -219,7 +224,12 @@ export function createSendingActivities(deps: ActivityDependencies): RecipientAc
     // Time spent in this activity counts: the attempt ends at workflow time + elapsed real time.
     const now = clock();
     // The reply rules may slow the site down or suspend it for every worker (recorded with this reply as the cause).
-    if (permit) await deps.sender.budget.observe(site, reply, qualification?.retryClass ?? null, now);
+    // Advisory: a failure to record it (Postgres unreachable) must not fail an attempt whose message has gone out.
+    if (permit) {
+      await deps.sender.budget.observe(site, reply, qualification?.retryClass ?? null, now).catch((e) =>
+        console.error(JSON.stringify({ msg: 'site reply not recorded', site: site.site, error: String((e as Error)?.message ?? e) })),
+      );
+    }
     // The retry class, not the type, decides whether this message is tried again (domain/efs-status.ts).
     const retryAt =
       qualification && qualification.retryClass !== 'none'
@@ -231,7 +241,9 @@ export function createSendingActivities(deps: ActivityDependencies): RecipientAc
       ? transitionAfterRelayAccepted()
       : transitionAfterAttempt(accepted ? { accepted: true } : { accepted: false, qualification: qualification! }, retryAt !== null);
     const outcome: AttemptOutcome = accepted ? 'accepted' : qualification!.type;
-    await heartbeating(deps.log.completeAttempt({
+    // The message is out: its outcome is recorded even across a short Postgres outage. Failing here would run the
+    // attempt again, and an accepted message would be sent twice (docs/idempotency.md).
+    await heartbeating(whileDatabaseUnavailable(() => deps.log.completeAttempt({
       deliveryId: input.deliveryId,
       recipientId: input.recipientId,
       attempt: input.attempt,
@@ -245,7 +257,7 @@ export function createSendingActivities(deps: ActivityDependencies): RecipientAc
       nextRetryAt: t.retry && retryAt ? new Date(retryAt) : null,
       quarantine: quarantineEffect(t),
       relayed,
-    }));
+    }), RECORD_OUTCOME_FOR_MS));
     return {
       attempt: input.attempt,
       outcome,

@@ -161,7 +161,8 @@ export class DeliveryLog {
       `WITH attempt AS (
          UPDATE send_attempts SET finished_at = now(), outcome = $4, smtp_code = $5, enhanced_code = $6, reply_text = $7,
            mx_host = $8, failure_reason = $9, retry_class = $10, rule_id = $11
-         WHERE delivery_id = $1 AND recipient_id = $2 AND attempt = $3
+         WHERE delivery_id = $1 AND recipient_id = $2 AND attempt = $3 AND outcome = 'in_progress'
+         RETURNING attempt
        ), previous AS (
          SELECT status FROM delivery_recipients WHERE delivery_id = $1 AND recipient_id = $2
        ), updated AS (
@@ -170,6 +171,9 @@ export class DeliveryLog {
            next_retry_at = $14, final_at = CASE WHEN $12 IN ('sent', 'failed') THEN now() ELSE NULL END, updated_at = now(),
            relayed_at = CASE WHEN $20::boolean THEN now() ELSE relayed_at END
          WHERE delivery_id = $1 AND recipient_id = $2 AND status IN ('taken_into_account', 'pending')
+           -- Only with the attempt it completes: the same outcome recorded again (a retry after a commit whose answer
+           -- was lost) changes nothing, no second transition, no second failure counted.
+           AND EXISTS (SELECT 1 FROM attempt)
          RETURNING recipient_id, address_key
        ), quarantine AS (
          -- count_failure: $15 the reason, $16 hard; $17 threshold, $18 span, $19 period (the policy).

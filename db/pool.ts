@@ -5,7 +5,8 @@ import { Pool, types } from 'pg';
 types.setTypeParser(types.builtins.INT8, (v) => Number(v));
 
 export function createPool(connectionString: string, max = 20): Pool {
-  const pool = new Pool({ connectionString, max, idleTimeoutMillis: 30_000 });
+  // keepAlive: a peer gone without closing (host down, network cut) is noticed by TCP instead of never.
+  const pool = new Pool({ connectionString, max, idleTimeoutMillis: 30_000, keepAlive: true });
   // An idle client losing its connection must not crash the process; the next query reconnects.
   pool.on('error', () => {});
   return pool;

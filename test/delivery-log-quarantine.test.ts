@@ -137,3 +137,35 @@ describe('DeliveryLog.completeAttempt and the quarantine policy (record_address_
     expect(await expectSameAsPolicy([failed(mailboxFull, true)])).toBeNull();
   });
 });
+
+describe('DeliveryLog.completeAttempt recorded twice (a retry after a commit whose answer was lost)', () => {
+  it('changes nothing the second time: one transition', async () => {
+    const address = `twice-${randomUUID().slice(0, 8)}@quarantine.example`;
+    const { id } = await stores.deliveries.create(
+      { name: 'twice', from: { address: 'news@quarantine.example' }, subject: 's', text: 't', validitySeconds: 3600, autoConfirm: false },
+      { recipients: [{ email: address }] },
+    );
+    await stores.log.claimPage(id, 0, 10, 1);
+    await stores.log.beginAttempt(id, 1, 1, `<${id}.1@quarantine.example>`);
+    // A soft failure to be retried: the recipient stays taken_into_account, so only the attempt row can tell.
+    const end = failed(mailboxFull, true);
+    const result = {
+      deliveryId: id,
+      recipientId: 1,
+      attempt: 1,
+      outcome: 'soft' as const,
+      reply: { code: 452, enhancedCode: '4.2.2', text: 'mailbox full', mxHost: 'mx.quarantine.example' },
+      ruleId: 't',
+      retryClass: 'mailbox_full' as const,
+      status: end.status,
+      failureType: end.failureType,
+      failureReason: end.failureReason,
+      nextRetryAt: new Date(Date.now() + 60_000),
+      quarantine: quarantineEffect(end),
+    };
+    await stores.log.completeAttempt(result);
+    await stores.log.completeAttempt(result);
+    const transitions = await pool.query(`SELECT count(*)::int AS n FROM efs_transitions WHERE delivery_id = $1 AND source = 'smtp'`, [id]);
+    expect(transitions.rows[0].n).toBe(1);
+  });
+});

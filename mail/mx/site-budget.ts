@@ -68,6 +68,8 @@ export interface SiteBudgetOptions {
   newLane: () => SmtpLane;
   log?: (entry: Record<string, unknown>) => void;
   random?: () => number;
+  /** A permit held longer than this is taken back (ORPHANED_PERMIT_MS unless a test shortens it). */
+  orphanedPermitMs?: number;
 }
 
 interface LaneSlot {
@@ -76,6 +78,8 @@ interface LaneSlot {
   slot: number;
   busy: boolean;
   idleTimer: NodeJS.Timeout | null;
+  /** The permit holding this lane (for the orphan check), while one does. */
+  held: { since: number; reclaim: () => void } | null;
 }
 
 interface SiteLanes {
@@ -102,6 +106,14 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, Math.max(0,
 
 /** A paced message takes its connection this long before its slot (connecting takes a few round trips). */
 const PREWARM_MS = 300;
+
+/**
+ * A permit still held after this was lost by its holder: both send activities time out after 5 minutes (start to
+ * close), so no legitimate send holds one for 10. Its lane is closed and its lease freed, with an error logged: a leaked
+ * permit would otherwise keep one of the site's connections busy for the life of the process, and once all of them
+ * leak the site sends nothing more.
+ */
+export const ORPHANED_PERMIT_MS = 10 * 60_000;
 
 export class SiteBudget {
   readonly holder: string;
@@ -134,6 +146,7 @@ export class SiteBudget {
     let reportsSincePrune = 0;
     this.timer = setInterval(() => {
       void (async () => {
+        this.reclaimOrphanedPermits();
         if (this.lanes.size > 0 && [...this.lanes.values()].some((l) => l.lanes.length > 0)) await this.store.renewLeases(this.holder, this.o.leaseTtlMs);
         await this.report();
         await this.recoverDue();
@@ -231,17 +244,31 @@ export class SiteBudget {
       }
       lanes.inFlight++;
       let released = false;
+      const held = lane;
+      held.held = {
+        since: Date.now(),
+        reclaim: () => {
+          if (released) return;
+          released = true;
+          lanes.inFlight--;
+          const heldMs = Date.now() - (held.held?.since ?? Date.now());
+          held.held = null;
+          this.log({ level: 'error', msg: 'site connection permit never released: connection closed and lease freed', site: site.site, slot: held.slot, heldMs });
+          void this.retire(site.site, lanes, held);
+        },
+      };
       return {
         kind: 'go',
         permit: {
-          lane: lane.lane,
+          lane: held.lane,
           site,
           limits,
           release: () => {
             if (released) return;
             released = true;
             lanes.inFlight--;
-            this.releaseLane(site.site, lanes, lane);
+            held.held = null;
+            this.releaseLane(site.site, lanes, held);
           },
         },
       };
@@ -396,7 +423,7 @@ export class SiteBudget {
     s.acquiring = (async () => {
       const slot = await this.store.acquireLease(site, this.holder, limits.maxConnections, this.o.leaseTtlMs);
       if (slot === null) return null;
-      const l: LaneSlot = { lane: this.o.newLane(), slot, busy: true, idleTimer: null };
+      const l: LaneSlot = { lane: this.o.newLane(), slot, busy: true, idleTimer: null, held: null };
       s.lanes.push(l);
       return l;
     })();
@@ -464,6 +491,14 @@ export class SiteBudget {
     await this.store.releaseLease(site, l.slot, this.holder).catch(() => undefined);
     // Someone may be waiting for a connection this process can now open.
     if (s.waiters.length > 0 && !this.closed) this.pollLeases(site, s);
+  }
+
+  /** Closes the lanes of permits held past ORPHANED_PERMIT_MS (see there). */
+  private reclaimOrphanedPermits(now = Date.now()): void {
+    const limit = this.o.orphanedPermitMs ?? ORPHANED_PERMIT_MS;
+    for (const s of this.lanes.values()) {
+      for (const l of [...s.lanes]) if (l.held && now - l.held.since > limit) l.held.reclaim();
+    }
   }
 
   private count(site: string, code: number): void {
