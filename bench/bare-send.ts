@@ -113,7 +113,7 @@ export async function runBareSend(stack: BenchStack, opts: { messages: number; c
       messages: n,
       connections: s.SMTP_POOL_MAX_CONNECTIONS,
       messagesPerConnection: s.SMTP_POOL_MAX_MESSAGES,
-      concurrency: opts.concurrency,
+      concurrency: Math.min(opts.concurrency, n),
       seconds: round(seconds, 2),
       messagesPerSecond: round(accepted / seconds, 1),
       accepted,
