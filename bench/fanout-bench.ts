@@ -1,7 +1,8 @@
 /**
  * Fan-out of a confirmed delivery: how fast recipient workflows are started and how fast they complete (each one renders,
- * DKIM-signs and sends its message to the sandbox MX and records the outcome), how long the workflows' histories get, and
- * what each part of the stack spends per recipient (CPU seconds, Postgres rows written).
+ * DKIM-signs and sends its message to the sandbox MX and records the outcome), how long each recipient waits from its
+ * hand-over to `sent`, how long and how big the workflows' histories get, and what each part of the stack spends per
+ * recipient (CPU seconds, peak memory, Postgres rows written).
  */
 import { createDeliverySchema } from '../api/delivery-input';
 import { deliveryStateQuery, deliveryWorkflowId, recipientWorkflowId, type DeliveryStateView } from '../workflows/contract';
@@ -11,7 +12,10 @@ import { signMessage } from '../mail/dkim/signer';
 import { MessageContext } from '../activities/message-context';
 import { publicUrl } from '../activities/dependencies';
 import { BENCH_FROM, BENCH_TEMPLATE, uploadList, type UploadResult } from './analysis-bench';
-import { cpuDelta, historyLength, historySummary, pgCounters, pgDelta, round, runsOf, secondsSince, sleep } from './measure';
+import { cpuDelta, historySummary, MemoryWatch, pgCounters, pgDelta, round, runsMatching, runsOf, secondsSince, sleep, spread, type Spread, type StageMemory } from './measure';
+
+/** Recipient workflows whose histories are read, picked at random among those handed over. */
+const RECIPIENT_HISTORY_SAMPLE = 50;
 
 export interface FanoutSample {
   /** Seconds since the delivery was created. */
@@ -45,17 +49,44 @@ export interface FanoutResult {
   sent: number;
   failed: number;
   mxAccepted: number;
+  /**
+   * Per recipient sent: its `handed_over_at` (the page that holds it is claimed) → its `final_at` (the accepted reply
+   * recorded), from the delivery log; percentiles by Postgres' percentile_cont.
+   */
+  latencyMs: { sent: number; p50: number; p95: number; p99: number; mean: number; max: number };
   histories: {
-    deliveryRuns: { runId: string; status: string; events: number | null }[];
+    deliveryRuns: { runId: string; status: string; events: number | null; bytes: number | null }[];
     deliveryMaxEvents: number;
-    batches: { batch: number; events: number | null }[];
+    /** Every run of every batch workflow of the delivery. */
+    batches: { batch: number; runId: string; events: number | null; bytes: number | null }[];
     batchMaxEvents: number;
+    /** Events and encoded size (bytes of the History proto) over the parents: delivery runs and batch workflows, and their sum per recipient. */
+    parents: {
+      deliveryRunEvents: Spread;
+      deliveryRunBytes: Spread;
+      batchEvents: Spread;
+      batchBytes: Spread;
+      totalEvents: number;
+      totalBytes: number;
+      eventsPerRecipient: number;
+      bytesPerRecipient: number;
+    };
+    /**
+     * Events and bytes of RECIPIENT_HISTORY_SAMPLE recipient workflows picked at random, read right after the delivery
+     * completed: `stillOpen` of them were still in their feedback window (their history lacks its last few events).
+     */
+    recipients: { sampled: number; stillOpen: number; events: Spread; bytes: Spread };
     recipientEvents: number | null;
     recipientEventTypes: Record<string, number> | null;
   };
   postgres: { rowsWritten: number; rowsPerSecond: number; rowsPerRecipient: number; commitsPerRecipient: number; tables: Record<string, { inserted: number; updated: number; hotUpdated: number }> };
-  /** CPU seconds per component over the whole run, and milliseconds per recipient. */
-  cpu: { seconds: Record<string, number>; msPerRecipient: Record<string, number>; coresBusy: number };
+  /**
+   * CPU seconds per component over the sending stage, and milliseconds per recipient (and their sum). The delivery
+   * service (the API's code) runs in the bench process here: there is no separate API process to count.
+   */
+  cpu: { seconds: Record<string, number>; msPerRecipient: Record<string, number>; msPerRecipientTotal: number; apiInBenchProcess: true; coresBusy: number };
+  /** Peak memory over the sending stage: VmHWM of the bench process and the Temporal server, summed RSS/PSS of Postgres. */
+  memory: StageMemory;
   /** Per-recipient work of the worker, replayed outside Temporal on the delivery's first recipients (wall and CPU ms per call). */
   hotPath: Record<string, { wallMs: number; cpuMs: number }>;
   samples: FanoutSample[];
@@ -100,6 +131,8 @@ export async function runFanoutBench(stack: BenchStack, opts: { recipients: numb
   let pg0 = await pgCounters(stack.probe);
   let cpu0 = stack.cpu();
   let sendingT0 = performance.now();
+  const memoryWatch = () => new MemoryWatch({ temporalPid: stack.temporal.process?.pid, pgDataDir: stack.pgDataDir, temporalPgDataDir: stack.temporalPgDataDir });
+  let memory = memoryWatch();
   const t0 = performance.now();
   const input = createDeliverySchema.parse({ name: `bench fan-out ${n}`, from: BENCH_FROM, ...BENCH_TEMPLATE, listId: upload.listId, autoConfirm: true, validity: '1d' });
   const created = await stack.service.create(input);
@@ -125,7 +158,9 @@ export async function runFanoutBench(stack: BenchStack, opts: { recipients: numb
     if (Number.isNaN(secondsToSending) && view && !['analysing', 'awaiting_confirmation', 'scheduled'].includes(view.phase)) {
       secondsToSending = round(t, 2);
       [pg0, cpu0, sendingT0] = [await pgCounters(stack.probe), stack.cpu(), performance.now()];
+      memory = memoryWatch();
     }
+    memory.sample();
     if (t - lastLog >= 15) {
       lastLog = t;
       log(`  t=${t.toFixed(0)}s phase=${view?.phase} handed over ${counts.rows[0].handed}, final ${counts.rows[0].final}, batches ${view?.batchesStarted ?? 0}`);
@@ -139,6 +174,7 @@ export async function runFanoutBench(stack: BenchStack, opts: { recipients: numb
   if (!completed) log(`fan-out: not completed within the time limit; reporting what was reached`);
   await sleep(1500); // let Postgres flush its statistics counters
   const cpu1 = stack.cpu();
+  const mem = memory.end();
   const pg1 = await pgCounters(stack.probe);
   const wallSeconds = secondsSince(sendingT0);
 
@@ -156,6 +192,17 @@ export async function runFanoutBench(stack: BenchStack, opts: { recipients: numb
   const startSeconds = (allStartedAt - firstHandover) / 1000;
   const completeSeconds = (tm.last_final.getTime() - firstHandover) / 1000;
   const final = tm.sent + tm.failed;
+  const lat = await stack.probe.query<{ n: number; p: number[] | null; mean: number | null; max: number | null }>(
+    `SELECT count(*)::int AS n,
+            percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY extract(epoch FROM final_at - handed_over_at) * 1000) AS p,
+            avg(extract(epoch FROM final_at - handed_over_at) * 1000)::float8 AS mean,
+            max(extract(epoch FROM final_at - handed_over_at) * 1000)::float8 AS max
+     FROM delivery_recipients
+     WHERE delivery_id = $1 AND status = 'sent' AND handed_over_at IS NOT NULL AND final_at IS NOT NULL`,
+    [id],
+  );
+  const l = lat.rows[0];
+  const latencyMs = { sent: l.n, p50: round(Number(l.p?.[0] ?? NaN), 0), p95: round(Number(l.p?.[1] ?? NaN), 0), p99: round(Number(l.p?.[2] ?? NaN), 0), mean: round(Number(l.mean ?? NaN), 0), max: round(Number(l.max ?? NaN), 0) };
 
   // Steady state: from the first sample with >= 10% final to the first with >= 90%.
   const a = samples.find((s) => s.final >= 0.1 * n);
@@ -164,10 +211,33 @@ export async function runFanoutBench(stack: BenchStack, opts: { recipients: numb
 
   log('fan-out: reading workflow histories');
   const deliveryRuns = await runsOf(stack.client, deliveryWorkflowId(id));
-  const batchesStarted = view?.batchesStarted ?? 0;
-  const batchNumbers = [...new Set([1, Math.ceil(batchesStarted / 2), batchesStarted].filter((x) => x >= 1))];
-  const batches = [];
-  for (const b of batchNumbers) batches.push({ batch: b, events: await historyLength(stack.client, `${deliveryWorkflowId(id)}-batch-${b}`) });
+  // Every run of every batch workflow (`<delivery workflow>-batch-<n>`), listed through visibility.
+  const batchPrefix = `${deliveryWorkflowId(id)}-batch-`;
+  const batches = (await runsMatching(stack.client, `WorkflowId STARTS_WITH '${batchPrefix}'`))
+    .map((r) => ({ batch: Number(r.workflowId.slice(batchPrefix.length)), runId: r.runId, events: r.events, bytes: r.bytes }))
+    .sort((x, y) => x.batch - y.batch);
+  const parentFigures = [...deliveryRuns, ...batches];
+  const sum = (xs: (number | null)[]) => xs.reduce<number>((acc, x) => acc + (x ?? 0), 0);
+  const parents = {
+    deliveryRunEvents: spread(deliveryRuns.flatMap((r) => (r.events === null ? [] : [r.events]))),
+    deliveryRunBytes: spread(deliveryRuns.flatMap((r) => (r.bytes === null ? [] : [r.bytes]))),
+    batchEvents: spread(batches.flatMap((r) => (r.events === null ? [] : [r.events]))),
+    batchBytes: spread(batches.flatMap((r) => (r.bytes === null ? [] : [r.bytes]))),
+    totalEvents: sum(parentFigures.map((r) => r.events)),
+    totalBytes: sum(parentFigures.map((r) => r.bytes)),
+    eventsPerRecipient: round(sum(parentFigures.map((r) => r.events)) / Math.max(n, 1), 2),
+    bytesPerRecipient: round(sum(parentFigures.map((r) => r.bytes)) / Math.max(n, 1), 0),
+  };
+  const sampled = await stack.probe.query<{ id: number }>(
+    `SELECT recipient_id AS id FROM delivery_recipients WHERE delivery_id = $1 AND handed_over_at IS NOT NULL ORDER BY random() LIMIT ${RECIPIENT_HISTORY_SAMPLE}`,
+    [id],
+  );
+  const sampledHistories = [];
+  for (const r of sampled.rows) {
+    const h = await historySummary(stack.client, recipientWorkflowId(id, r.id));
+    if (h) sampledHistories.push(h);
+  }
+  const recipientsHist = { sampled: sampledHistories.length, stillOpen: sampledHistories.filter((h) => !h.closed).length, events: spread(sampledHistories.map((h) => h.events)), bytes: spread(sampledHistories.map((h) => h.bytes)) };
   const firstHanded = await stack.probe.query<{ id: number }>(
     `SELECT min(recipient_id) AS id FROM delivery_recipients WHERE delivery_id = $1 AND handed_over_at IS NOT NULL`,
     [id],
@@ -200,11 +270,14 @@ export async function runFanoutBench(stack: BenchStack, opts: { recipients: numb
     sent: tm.sent,
     failed: tm.failed,
     mxAccepted: stack.mx.acceptedCount() - mx0,
+    latencyMs,
     histories: {
       deliveryRuns,
       deliveryMaxEvents: Math.max(...deliveryRuns.map((r) => r.events ?? 0)),
       batches,
       batchMaxEvents: Math.max(...batches.map((b) => b.events ?? 0)),
+      parents,
+      recipients: recipientsHist,
       recipientEvents,
       recipientEventTypes: recipientHistory?.byType ?? null,
     },
@@ -223,14 +296,22 @@ export async function runFanoutBench(stack: BenchStack, opts: { recipients: numb
         postgres: perRecipient(cpu.postgres),
         ...(cpu.temporalPostgres !== undefined ? { temporalPostgres: perRecipient(cpu.temporalPostgres) } : {}),
       },
+      msPerRecipientTotal: perRecipient(cpu.benchProcess + cpu.temporalServer + cpu.postgres + (cpu.temporalPostgres ?? 0)),
+      apiInBenchProcess: true,
       coresBusy: round((cpu.benchProcess + cpu.temporalServer + cpu.postgres + (cpu.temporalPostgres ?? 0)) / wallSeconds, 2),
     },
+    memory: mem,
     hotPath,
     samples,
   };
   log(
     `fan-out ${n}: started ${result.startedPerSecond}/s, completed ${result.completedPerSecond}/s (steady ${result.steadyCompletedPerSecond}/s); ` +
       `histories: delivery max ${result.histories.deliveryMaxEvents} events over ${deliveryRuns.length} run(s), batch max ${result.histories.batchMaxEvents}, recipient ${recipientEvents}`,
+  );
+  log(
+    `fan-out ${n}: hand-over → sent p50 ${latencyMs.p50} ms, p95 ${latencyMs.p95} ms, p99 ${latencyMs.p99} ms; ` +
+      `CPU ms/recipient ${JSON.stringify(result.cpu.msPerRecipient)} (total ${result.cpu.msPerRecipientTotal}); ` +
+      `peak RSS bench ${mem.peakMb.benchProcess} MB, temporal ${mem.peakMb.temporalServer} MB (since ${mem.peakSince}), postgres Σ PSS ${mem.postgres.pssSumMbSampledPeak} MB / Σ RSS ${mem.postgres.rssSumMbSampledPeak} MB (sampled peak)`,
   );
   return result;
 }

@@ -1,4 +1,7 @@
-/** Measuring helpers: CPU time of the stack's processes, Postgres write counters, workflow history lengths, timing. */
+/**
+ * Measuring helpers: CPU time and memory of the stack's processes, Postgres write counters, workflow history lengths and
+ * sizes, percentiles, timing.
+ */
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
@@ -23,7 +26,7 @@ function procTicks(pid: number, withReapedChildren: boolean): number {
   }
 }
 
-function childrenOf(ppid: number): number[] {
+export function childrenOf(ppid: number): number[] {
   const out: number[] = [];
   for (const name of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
@@ -118,8 +121,15 @@ export async function historyLength(client: Client, workflowId: string, runId?: 
   return (await historySummary(client, workflowId, runId))?.events ?? null;
 }
 
-/** Number of events of a run's history, and how many of each type (EVENT_TYPE_ prefix dropped). */
-export async function historySummary(client: Client, workflowId: string, runId?: string): Promise<{ events: number; byType: Record<string, number> } | null> {
+/**
+ * Number of events of a run's history, how many of each type (EVENT_TYPE_ prefix dropped), and its size: the encoded
+ * `temporal.api.history.v1.History` proto, payloads as the server stores them (sealed by the engine's codec).
+ */
+export async function historySummary(
+  client: Client,
+  workflowId: string,
+  runId?: string,
+): Promise<{ events: number; bytes: number; byType: Record<string, number>; closed: boolean } | null> {
   try {
     const h = await client.workflow.getHandle(workflowId, runId).fetchHistory();
     const byType: Record<string, number> = {};
@@ -127,23 +137,175 @@ export async function historySummary(client: Client, workflowId: string, runId?:
       const name = (temporal.api.enums.v1.EventType[e.eventType ?? 0] ?? String(e.eventType)).replace(/^EVENT_TYPE_/, '').toLowerCase();
       byType[name] = (byType[name] ?? 0) + 1;
     }
-    return { events: h.events?.length ?? 0, byType };
+    const last = h.events?.length ? h.events[h.events.length - 1].eventType : null;
+    const E = temporal.api.enums.v1.EventType;
+    const closing = [E.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED, E.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED, E.EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT, E.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED, E.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED, E.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW];
+    return { events: h.events?.length ?? 0, bytes: temporal.api.history.v1.History.encode(h).finish().length, byType, closed: last !== null && last !== undefined && closing.includes(last) };
   } catch (e) {
     console.error(`history of ${workflowId}: ${(e as Error).message}`);
     return null;
   }
 }
 
-/** Every run of a workflow ID (continue-as-new chains), oldest first, each with its exact history length. */
-export async function runsOf(client: Client, workflowId: string): Promise<{ runId: string; status: string; events: number | null }[]> {
-  const runs: { runId: string; status: string; startTime: Date }[] = [];
-  for await (const wf of client.workflow.list({ query: `WorkflowId = '${workflowId}'` })) {
-    runs.push({ runId: wf.runId, status: wf.status.name, startTime: wf.startTime });
+/** Distribution of a list of figures: count, mean, p50, p95, max (nearest rank). */
+export interface Spread {
+  n: number;
+  mean: number;
+  p50: number;
+  p95: number;
+  max: number;
+}
+
+export function spread(xs: number[]): Spread {
+  const s = [...xs].sort((a, b) => a - b);
+  const rank = (q: number) => (s.length ? s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))] : NaN);
+  return { n: s.length, mean: s.length ? round(s.reduce((a, b) => a + b, 0) / s.length, 1) : NaN, p50: rank(0.5), p95: rank(0.95), max: s.length ? s[s.length - 1] : NaN };
+}
+
+/** Every run of a workflow ID (continue-as-new chains), oldest first, each with its exact history length and size. */
+export async function runsOf(client: Client, workflowId: string): Promise<{ runId: string; status: string; events: number | null; bytes: number | null }[]> {
+  return (await runsMatching(client, `WorkflowId = '${workflowId}'`)).map(({ workflowId: _, ...r }) => r);
+}
+
+/** Every run a visibility query lists, oldest first, each with its history length and size. */
+export async function runsMatching(client: Client, query: string): Promise<{ workflowId: string; runId: string; status: string; events: number | null; bytes: number | null }[]> {
+  const runs: { workflowId: string; runId: string; status: string; startTime: Date }[] = [];
+  for await (const wf of client.workflow.list({ query })) {
+    runs.push({ workflowId: wf.workflowId, runId: wf.runId, status: wf.status.name, startTime: wf.startTime });
   }
   runs.sort((a, b) => a.startTime.getTime() - b.startTime.getTime());
   const out = [];
-  for (const r of runs) out.push({ runId: r.runId, status: r.status, events: await historyLength(client, workflowId, r.runId) });
+  for (const r of runs) {
+    const h = await historySummary(client, r.workflowId, r.runId);
+    out.push({ workflowId: r.workflowId, runId: r.runId, status: r.status, events: h?.events ?? null, bytes: h?.bytes ?? null });
+  }
   return out;
+}
+
+// ---- Memory of the stack's processes (Linux /proc) ----
+
+const MB = 1024; // /proc reports kB
+
+/** A `kB` field of /proc/<pid>/status (VmHWM: peak resident set; VmRSS: current), in kB; null when unreadable. */
+export function procStatusKb(pid: number, field: 'VmHWM' | 'VmRSS'): number | null {
+  try {
+    const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Proportional set size (shared pages divided among the processes sharing them), in kB; null when unreadable. */
+function pssKb(pid: number): number | null {
+  try {
+    const m = /^Pss:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Resets a process's VmHWM to its current RSS (writes 5 to /proc/<pid>/clear_refs); false when not allowed. */
+export function resetPeakRss(pid: number): boolean {
+  try {
+    fs.writeFileSync(`/proc/${pid}/clear_refs`, '5');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The postmaster of a Postgres cluster and its live children (backends, background workers). */
+export function postgresPids(pgDataDir: string): number[] {
+  try {
+    const postmaster = Number(fs.readFileSync(path.join(pgDataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+    return [postmaster, ...childrenOf(postmaster)];
+  } catch {
+    return [];
+  }
+}
+
+/** Summed memory of a Postgres cluster's processes now: RSS (counts each shared page once per process) and PSS. */
+export function postgresMemory(pgDataDir: string): { processes: number; rssMb: number; pssMb: number | null } {
+  const pids = postgresPids(pgDataDir);
+  let rss = 0;
+  let pss: number | null = 0;
+  for (const pid of pids) {
+    rss += procStatusKb(pid, 'VmRSS') ?? 0;
+    const p = pssKb(pid);
+    pss = p === null || pss === null ? null : pss + p;
+  }
+  return { processes: pids.length, rssMb: round(rss / MB, 1), pssMb: pss === null ? null : round(pss / MB, 1) };
+}
+
+export interface PostgresMemory {
+  processes: number;
+  /** Sum of the current RSS of the postmaster and its children at the end of the stage (shared_buffers counted once per process that touched them: an overcount). */
+  rssSumMbAtEnd: number;
+  /** Sum of their PSS at the end (shared pages split among the processes: what the cluster really holds); null when /proc hides it. */
+  pssSumMbAtEnd: number | null;
+  /** Highest RSS sum and PSS sum over the samples taken during the stage (every few seconds: a lower bound of the true peak). */
+  rssSumMbSampledPeak: number;
+  pssSumMbSampledPeak: number | null;
+}
+
+export interface StageMemory {
+  /** Peak RSS (VmHWM) of the bench process (worker, activities, sandbox MX, service) and of the Temporal server, MB. */
+  peakMb: { benchProcess: number | null; temporalServer: number | null };
+  /** Where those peaks start: the stage's start when the kernel let the bench reset them, else the process's start. */
+  peakSince: 'stage start' | 'process start';
+  postgres: PostgresMemory;
+  /** Temporal's own Postgres (cluster layout). */
+  temporalPostgres?: PostgresMemory;
+}
+
+/** Watches memory over one stage: resets the peaks at the start, samples the Postgres sums, reports at the end. */
+export class MemoryWatch {
+  private readonly resetOk: boolean;
+  private readonly pg = { rss: 0, pss: 0 as number | null };
+  private readonly tpg = { rss: 0, pss: 0 as number | null };
+  private lastSample = 0;
+
+  constructor(private readonly p: { temporalPid?: number; pgDataDir: string; temporalPgDataDir?: string }) {
+    const pids = [process.pid, ...(p.temporalPid ? [p.temporalPid] : [])];
+    this.resetOk = pids.map(resetPeakRss).every(Boolean);
+    this.sample(true);
+  }
+
+  /** Samples the Postgres sums (at most every `everyMs`; reading smaps_rollup of every backend is not free). */
+  sample(force = false, everyMs = 5_000): void {
+    if (!force && performance.now() - this.lastSample < everyMs) return;
+    this.lastSample = performance.now();
+    const take = (acc: { rss: number; pss: number | null }, dir: string) => {
+      const m = postgresMemory(dir);
+      acc.rss = Math.max(acc.rss, m.rssMb);
+      acc.pss = m.pssMb === null || acc.pss === null ? null : Math.max(acc.pss, m.pssMb);
+      return m;
+    };
+    take(this.pg, this.p.pgDataDir);
+    if (this.p.temporalPgDataDir) take(this.tpg, this.p.temporalPgDataDir);
+  }
+
+  end(): StageMemory {
+    const atEnd = (acc: { rss: number; pss: number | null }, dir: string): PostgresMemory => {
+      const m = postgresMemory(dir);
+      return {
+        processes: m.processes,
+        rssSumMbAtEnd: m.rssMb,
+        pssSumMbAtEnd: m.pssMb,
+        rssSumMbSampledPeak: Math.max(acc.rss, m.rssMb),
+        pssSumMbSampledPeak: m.pssMb === null || acc.pss === null ? null : Math.max(acc.pss, m.pssMb),
+      };
+    };
+    const mb = (kb: number | null) => (kb === null ? null : round(kb / MB, 1));
+    return {
+      peakMb: { benchProcess: mb(procStatusKb(process.pid, 'VmHWM')), temporalServer: this.p.temporalPid ? mb(procStatusKb(this.p.temporalPid, 'VmHWM')) : null },
+      peakSince: this.resetOk ? 'stage start' : 'process start',
+      postgres: atEnd(this.pg, this.p.pgDataDir),
+      ...(this.p.temporalPgDataDir ? { temporalPostgres: atEnd(this.tpg, this.p.temporalPgDataDir) } : {}),
+    };
+  }
 }
 
 export function median(xs: number[]): number {

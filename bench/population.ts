@@ -53,6 +53,11 @@ export function uniqueAddress(u: number, tag = 'u'): string {
   return `${FIRST_NAMES[u % FIRST_NAMES.length].normalize('NFD').replace(/[^a-z]/gi, '').toLowerCase()}.${tag}${u}@${domain}`;
 }
 
+/** Row u of a clean population (cleanPopulation: every row a new unique address), as its CSV would carry it. */
+export function cleanRow(u: number, tag = cleanPopulation(0).tag): { email: string; firstName: string; city: string } {
+  return { email: uniqueAddress(u, tag), firstName: FIRST_NAMES[u % FIRST_NAMES.length], city: CITIES[u % CITIES.length] };
+}
+
 function mulberry32(seed: number) {
   let a = seed >>> 0;
   return () => {

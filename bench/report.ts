@@ -4,6 +4,8 @@ import type { FanoutResult } from './fanout-bench';
 import type { ExperimentResult } from './analysis-experiments';
 import type { WorkerTuning } from './stack';
 import type { ApiLoadResult } from './api-load-bench';
+import type { BareSendResult } from './bare-send';
+import type { PostgresMemory, Spread } from './measure';
 
 interface Results {
   machine: { source?: { commit: string; changedFiles: number }; cpu: string; cores: number; ramGiB: number; node: string; date: string; loadAverageAtStart: number[]; loadAverageAtEnd?: number[]; temporalCli?: string };
@@ -15,6 +17,8 @@ interface Results {
   fanout?: FanoutResult;
   apiLoad?: ApiLoadResult;
   ceiling?: { children: number; completeSeconds: number; completedPerSecond: number; cpuMsPerChild: Record<string, number>; coresBusy: number; fanoutShare?: number };
+  bare?: BareSendResult;
+  ratios?: { engineOverCeiling?: number; engineOverBare?: number };
   totalSeconds?: number;
 }
 
@@ -22,8 +26,20 @@ const round1 = (x: number) => Number(x.toFixed(2));
 const cpuLine = (c: Record<string, number>) => Object.entries(c).map(([k, v]) => `${k.replace('benchProcess', 'worker+bench').replace('temporalServer', 'temporal').replace('temporalPostgres', 'temporal postgres')} ${v}`).join(', ');
 const fmt = (x: number | null | undefined, unit = '') => (x === null || x === undefined || Number.isNaN(x) ? '–' : `${x.toLocaleString('en')}${unit}`);
 
+const kb = (bytes: number) => (Number.isFinite(bytes) ? `${(bytes / 1024).toFixed(1)} KiB` : '–');
+/** A spread of history figures: events as they are, bytes in KiB. */
+const spreadLine = (x: Spread | undefined, unit: 'events' | 'bytes', of = 'sampled') => {
+  if (!x || !x.n) return '–';
+  const v = (n: number) => (unit === 'bytes' ? kb(n) : fmt(n));
+  return `p50 ${v(x.p50)}, p95 ${v(x.p95)}, max ${v(x.max)} (mean ${v(x.mean)}, ${x.n} ${of})`;
+};
+const pgMemLine = (p: PostgresMemory) =>
+  `Σ PSS ${fmt(p.pssSumMbSampledPeak, ' MB')} peak sampled / ${fmt(p.pssSumMbAtEnd, ' MB')} at end; Σ RSS ${fmt(p.rssSumMbSampledPeak, ' MB')} / ${fmt(p.rssSumMbAtEnd, ' MB')} (${p.processes} processes)`;
+const times = (x: number | undefined) => (x === undefined ? '–' : `${x.toFixed(2)}×`);
+
 function table(rows: [string, string][]): string {
-  const w = Math.max(...rows.map(([k]) => k.length));
+  // Section titles (rows without a value) stand on their own line: only the keys set the column's width.
+  const w = Math.max(...rows.filter(([, v]) => v !== '').map(([k]) => k.length));
   return rows.map(([k, v]) => (v === '' ? `\n${k}` : `  ${k.padEnd(w)}  ${v}`)).join('\n');
 }
 
@@ -99,14 +115,38 @@ export function printReport(r: Results): void {
       ['in flight (handed over, not final)', f.inFlight ? `max ${fmt(f.inFlight.max)}, mean ${fmt(f.inFlight.mean)} (window 2,000)` : '–'],
       ['first message accepted after', fmt(f.firstMessageSeconds, ' s')],
       ['sent / failed / MX accepted', `${fmt(f.sent)} / ${fmt(f.failed)} / ${fmt(f.mxAccepted)}`],
+      ['hand-over → sent p50 / p95 / p99', f.latencyMs ? `${fmt(f.latencyMs.p50)} / ${fmt(f.latencyMs.p95)} / ${fmt(f.latencyMs.p99)} ms (mean ${fmt(f.latencyMs.mean)}, max ${fmt(f.latencyMs.max)} ms, ${fmt(f.latencyMs.sent)} sent)` : '–'],
       ['delivery history (max per run)', `${fmt(f.histories.deliveryMaxEvents)} events, ${f.histories.deliveryRuns.length} run(s)`],
-      ['batch history (max of sampled)', `${fmt(f.histories.batchMaxEvents)} events`],
+      ['batch history (max of all)', `${fmt(f.histories.batchMaxEvents)} events, ${f.histories.batches.length} run(s)`],
       ['recipient history', `${fmt(f.histories.recipientEvents)} events`],
+    );
+    const h = f.histories;
+    if (h.recipients) {
+      rows.push(
+        [`recipient workflow events${h.recipients.stillOpen ? ` (${h.recipients.stillOpen} still open)` : ''}`, spreadLine(h.recipients.events, 'events')],
+        ['recipient workflow bytes', spreadLine(h.recipients.bytes, 'bytes')],
+      );
+    }
+    if (h.parents) {
+      rows.push(
+        ['delivery run events / bytes', `${spreadLine(h.parents.deliveryRunEvents, 'events', 'run(s)')}; ${spreadLine(h.parents.deliveryRunBytes, 'bytes', 'run(s)')}`],
+        ['batch workflow events / bytes', `${spreadLine(h.parents.batchEvents, 'events', 'run(s)')}; ${spreadLine(h.parents.batchBytes, 'bytes', 'run(s)')}`],
+        ['parents, all runs', `${fmt(h.parents.totalEvents)} events, ${kb(h.parents.totalBytes)} → ${fmt(h.parents.eventsPerRecipient)} events, ${fmt(h.parents.bytesPerRecipient)} bytes per recipient`],
+      );
+    }
+    rows.push(
       ['Postgres rows written', `${fmt(f.postgres.rowsWritten)} (${fmt(f.postgres.rowsPerSecond, ' rows/s')}, ${f.postgres.rowsPerRecipient}/recipient, ${f.postgres.commitsPerRecipient} commits/recipient)`],
-      ['CPU ms per recipient', Object.entries(f.cpu.msPerRecipient).map(([k, v]) => `${k} ${v}`).join(', ')],
+      ['CPU ms per recipient', `${cpuLine(f.cpu.msPerRecipient)}${f.cpu.msPerRecipientTotal !== undefined ? `; total ${f.cpu.msPerRecipientTotal}` : ''}${f.cpu.apiInBenchProcess ? ' (service/API code in worker+bench)' : ''}`],
       ['cores busy (of the machine)', fmt(f.cpu.coresBusy)],
       ...Object.entries(f.hotPath ?? {}).map(([k, v]): [string, string] => [`  ${k}`, `${v.wallMs} ms wall, ${v.cpuMs} ms CPU per call`]),
     );
+    if (f.memory) {
+      rows.push(
+        [`peak RSS (VmHWM since ${f.memory.peakSince})`, `worker+bench ${fmt(f.memory.peakMb.benchProcess, ' MB')}, temporal ${fmt(f.memory.peakMb.temporalServer, ' MB')}`],
+        ['postgres memory (postmaster + backends)', pgMemLine(f.memory.postgres)],
+      );
+      if (f.memory.temporalPostgres) rows.push(['temporal postgres memory', pgMemLine(f.memory.temporalPostgres)]);
+    }
   }
   const c = r.ceiling;
   if (c) {
@@ -116,6 +156,20 @@ export function printReport(r: Results): void {
       ['CPU ms per child', cpuLine(c.cpuMsPerChild)],
       ['fan-out as a share of the ceiling', c.fanoutShare !== undefined ? fmt(c.fanoutShare) : '–'],
     );
+  }
+  const b = r.bare;
+  if (b) {
+    rows.push([`Bare send path (${b.messages.toLocaleString('en')} messages: engine's builder + DKIM signer, nodemailer pool of ${b.connections} → sandbox MX; no workflow, no Postgres)`, '']);
+    rows.push(
+      ['sent', `${fmt(b.seconds, ' s')} → ${fmt(b.messagesPerSecond, ' messages/s')} (${fmt(b.accepted)} accepted, ${fmt(b.failed)} failed, ${b.concurrency} at once)`],
+      ['CPU ms per message', cpuLine(b.cpuMsPerMessage)],
+      ['cores busy (of the machine)', fmt(b.coresBusy)],
+      [`peak RSS (VmHWM since ${b.peakSince})`, `worker+bench ${fmt(b.benchProcessPeakMb, ' MB')}`],
+    );
+  }
+  if (r.ratios) {
+    rows.push(['Engine over its references (fan-out completed/s ÷ reference/s)', '']);
+    rows.push(['engine / ceiling (a)', times(r.ratios.engineOverCeiling)], ['engine / bare send path (b)', times(r.ratios.engineOverBare)]);
   }
   const load = r.apiLoad;
   if (load) {

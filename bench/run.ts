@@ -9,7 +9,10 @@
  *   npm run bench -- --only analysis --explain      # adds EXPLAIN (ANALYZE, BUFFERS) of every analysis statement
  *   npm run bench -- --only analysis --experiments  # measures fixes of the analysis SQL on scratch deliveries
  *   npm run bench -- --only fanout --compare-direct-start --tune-recipients 2000  # recipients started without child workflows
- *   npm run bench -- --only fanout,ceiling --fanout-recipients 2000                # fan-out and Temporal's no-op ceiling, same run
+ *   npm run bench -- --only fanout,ceiling --fanout-recipients 2000                # fan-out and its two references, same run:
+ *                                                   # Temporal's no-op ceiling (a) and the bare send path (b)
+ *   npm run bench -- --only bare --fanout-recipients 2000                          # the bare send path alone: built and
+ *                                                   # DKIM-signed like the engine's, nodemailer pool → sandbox MX, no workflow
  *   npm run bench -- --only apiload                 # 200 authenticated reads/s against the API while 10,000 recipients send
  *   npm run bench -- --layout cluster --only fanout,ceiling --fanout-recipients 2000  # the same on the production layout's
  *                                                   # Temporal server on Postgres (stack/cluster/, docker-compose.yml)
@@ -17,7 +20,12 @@
  * Other flags: --analysis-timeout S (180: how long to wait for the analysis activity), --statement-timeout S (120: per
  * statement of the direct profiling runs), --max-minutes M (time limit of a fan-out), --apiload-recipients N (10,000), --apiload-rate R (200 reads/s),
  * --apiload-window S (60: each of the quiet, loaded, quiet windows), --ceiling-children N (2,000: size
- * of the no-op child-workflow ceiling), --layout dev|cluster (dev: the Temporal dev server on SQLite, the default), --out FILE.
+ * of the no-op child-workflow ceiling), --bare-messages N (the fan-out's size: messages of the bare send path),
+ * --layout dev|cluster (dev: the Temporal dev server on SQLite, the default), --out FILE.
+ *
+ * --only takes analysis, fanout, upload, ceiling, bare, apiload (comma-separated or repeated). The bare send path runs
+ * with no --only, with --only bare, and whenever fanout and ceiling run together; the engine's fan-out rate is then
+ * printed over both references: `engine / ceiling (a): N.NN×` and `engine / bare send path (b): N.NN×`.
  *
  * Prints a table and writes it as JSON to bench/results/<date>.json (runs with other sizes or --only: <date>-quick.json).
  */
@@ -36,6 +44,7 @@ import { analysisPopulation } from './population';
 import { round } from './measure';
 import { printReport } from './report';
 import { runCeiling, type CeilingResult } from './ceiling';
+import { runBareSend, type BareSendResult } from './bare-send';
 import type { BenchLayout } from './stack';
 import { runApiLoadBench, type ApiLoadResult } from './api-load-bench';
 import { createApiKey } from '../db/api-key-store';
@@ -105,6 +114,7 @@ async function main() {
       'max-minutes': { type: 'string' },
       layout: { type: 'string', default: 'dev' },
       'ceiling-children': { type: 'string' },
+      'bare-messages': { type: 'string' },
       'apiload-recipients': { type: 'string' },
       'apiload-rate': { type: 'string' },
       'apiload-window': { type: 'string' },
@@ -117,13 +127,16 @@ async function main() {
     return;
   }
   const only = new Set((values.only ?? []).flatMap((s) => s.split(',')));
-  for (const o of only) if (!['analysis', 'fanout', 'upload', 'ceiling', 'apiload'].includes(o)) throw new Error(`--only takes analysis, fanout, upload, ceiling or apiload, got "${o}"`);
+  for (const o of only) if (!['analysis', 'fanout', 'upload', 'ceiling', 'bare', 'apiload'].includes(o)) throw new Error(`--only takes analysis, fanout, upload, ceiling, bare or apiload, got "${o}"`);
   if (values.layout !== 'dev' && values.layout !== 'cluster') throw new Error(`--layout takes dev or cluster, got "${values.layout}"`);
   const layout = values.layout as BenchLayout;
   const ceilingN = positiveInt('ceiling-children', values['ceiling-children'], 2_000);
   const run = (what: string) => only.size === 0 || only.has(what);
   const analysisN = positiveInt('analysis-recipients', values['analysis-recipients'], DEFAULT_ANALYSIS);
   const fanoutN = positiveInt('fanout-recipients', values['fanout-recipients'], DEFAULT_FANOUT);
+  const bareN = positiveInt('bare-messages', values['bare-messages'], fanoutN);
+  // The second reference goes with the first: fan-out and ceiling together bring the bare send path along.
+  const runBare = run('bare') || (only.has('fanout') && only.has('ceiling'));
   const tuneN = positiveInt('tune-recipients', values['tune-recipients'], 3_000);
   const maxMinutes = values['max-minutes'] ? positiveInt('max-minutes', values['max-minutes'], 0) : undefined;
   const envTuning: WorkerTuning = {
@@ -161,6 +174,10 @@ async function main() {
     fanout?: Omit<FanoutResult, 'samples'> & { samples: FanoutResult['samples'] };
     /** Temporal's no-op child-workflow ceiling in the same run, and the fan-out's completion rate as a share of it. */
     ceiling?: CeilingResult & { fanoutShare?: number };
+    /** The bare send path in the same run: same messages, built and signed like the engine's, nodemailer pool, no workflow. */
+    bare?: BareSendResult;
+    /** The fan-out's completion rate over each reference: (a) Temporal's no-op ceiling, (b) the bare send path. */
+    ratios?: { engineOverCeiling?: number; engineOverBare?: number };
     apiLoad?: ApiLoadResult;
     errors?: { section: string; error: string }[];
     totalSeconds?: number;
@@ -250,6 +267,20 @@ async function main() {
       results.ceiling = { ...c, ...(share !== undefined ? { fanoutShare: share } : {}) };
       if (share !== undefined) log(`fan-out ${results.fanout!.completedPerSecond}/s is ${share} of the ceiling ${c.completedPerSecond}/s`);
     });
+
+    // After the ceiling, on the same host, with the worker stopped: the same number of messages without the engine.
+    if (runBare) await section('bare', async () => {
+      await stack.stopWorker();
+      results.bare = await runBareSend(stack, { messages: bareN, concurrency: results.fanout?.worker.maxConcurrentActivities ?? envTuning.maxConcurrentActivities, log });
+    });
+
+    const engine = results.fanout?.completedPerSecond;
+    if (engine !== undefined && (results.ceiling || results.bare)) {
+      const ratio = (ref: number | undefined) => (ref ? round(engine / ref, 2) : undefined);
+      results.ratios = { engineOverCeiling: ratio(results.ceiling?.completedPerSecond), engineOverBare: ratio(results.bare?.messagesPerSecond) };
+      if (results.ratios.engineOverCeiling !== undefined) log(`engine / ceiling (a): ${results.ratios.engineOverCeiling.toFixed(2)}×  (${engine}/s over ${results.ceiling!.completedPerSecond}/s)`);
+      if (results.ratios.engineOverBare !== undefined) log(`engine / bare send path (b): ${results.ratios.engineOverBare.toFixed(2)}×  (${engine}/s over ${results.bare!.messagesPerSecond}/s)`);
+    }
 
     // Opt-in (--only apiload): several minutes of a large delivery, measured in three windows.
     if (only.has('apiload')) await section('apiload', async () => {

@@ -47,6 +47,8 @@ export interface BenchStack {
   mx: SandboxMx;
   temporal: RunningDevServer;
   pgDataDir: string;
+  /** Temporal's own Postgres data directory (cluster layout only). */
+  temporalPgDataDir?: string;
   layout: BenchLayout;
   /** What runs Temporal, for the report. */
   temporalDescription: string;
@@ -185,6 +187,7 @@ export async function startBenchStack(log: (m: string) => void, layout: BenchLay
       mx,
       temporal,
       pgDataDir,
+      temporalPgDataDir,
       layout,
       temporalDescription,
       cpu: () => cpuSnapshot(temporal.process?.pid, pgDataDir, temporalPgDataDir),
