@@ -8,7 +8,7 @@ async function main() {
   const rt = await openRuntime(s);
   const connection = await Connection.connect({ address: s.TEMPORAL_ADDRESS });
   const client = buildTemporalClient(rt, connection);
-  const app = buildApi(rt, { service: buildDeliveryService(rt, client), client });
+  const app = buildApi(rt, { service: buildDeliveryService(rt, client), client, temporalUiUrl: s.TEMPORAL_UI_URL });
   const server = app.listen(s.API_PORT, '0.0.0.0', (err?: Error) => {
     // Express 5 hands a listen error (port taken) to the callback.
     if (err) {

@@ -53,6 +53,11 @@ export const settingsSchema = z.object({
   /** When set, the stack does not start a dev server and connects to TEMPORAL_ADDRESS instead. */
   TEMPORAL_EXTERNAL: bool.default(false),
   TEMPORAL_UI_PORT: port.default(8233),
+  /**
+   * Where people reach the Temporal Web UI (the dashboard links each delivery and recipient to its workflow there).
+   * Unset: the embedded stack links to its own dev server's UI, and the production API shows no link.
+   */
+  TEMPORAL_UI_URL: z.string().url().refine((u) => /^https?:\/\//.test(u), 'must be an http(s) URL').optional(),
   TEMPORAL_CLI: z.string().optional(),
   TASK_QUEUE: z.string().default('email-delivery'),
 

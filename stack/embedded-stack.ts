@@ -109,7 +109,7 @@ export async function startEmbeddedStack(base: Settings, log: (m: string) => voi
     stops.push(() => connection.close());
     const client = buildTemporalClient(rt, connection);
     const service = buildDeliveryService(rt, client);
-    const temporalUiUrl = temporal ? `http://127.0.0.1:${settings.TEMPORAL_UI_PORT}` : null;
+    const temporalUiUrl = settings.TEMPORAL_UI_URL ?? (temporal ? `http://127.0.0.1:${settings.TEMPORAL_UI_PORT}` : null);
     const app = buildApi(rt, { service, client, temporalUiUrl: temporalUiUrl ?? undefined });
     // The bounce domain's MX, on loopback here (the production layout publishes it on port 25).
     const listener = buildInboundListener(rt, buildInboundProcessor(rt, client), { host: '127.0.0.1' });

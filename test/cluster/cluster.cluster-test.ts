@@ -92,6 +92,7 @@ beforeAll(async () => {
       // Greylisting's 5 minutes become 0.6 s, a transient failure's 15 minutes 1.8 s.
       RETRY_TIME_SCALE: '0.002',
       KPI_REFRESH_SECONDS: '1',
+      TEMPORAL_UI_URL: 'https://temporal-ui.cluster.example/',
     },
     log: (m) => console.log(`[cluster] ${m}`),
   });
@@ -133,6 +134,12 @@ describe('production layout (Temporal server on Postgres, API and two workers as
     } finally {
       await connection.close();
     }
+  });
+
+  it('gives the dashboard the Temporal UI address it is configured with (TEMPORAL_UI_URL), for links to workflows', async () => {
+    const config = await api<{ temporalUi: { url: string; namespace: string } | null }>('GET', '/api/dashboard/config');
+    expect(config.status).toBe(200);
+    expect(config.body.temporalUi).toEqual({ url: 'https://temporal-ui.cluster.example', namespace: cluster!.namespace });
   });
 
   it('completes a delivery through a Temporal restart in the middle: every recipient final, none lost', async () => {
