@@ -6,6 +6,8 @@
  * no key may not. No worker runs: the deliveries stay as their rows are set here.
  */
 import { randomUUID } from 'node:crypto';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { parse } from 'csv-parse/sync';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHarness, type Harness } from './support/harness';
@@ -362,5 +364,15 @@ describe('deliveries list', () => {
       expect(res.status, q).toBe(400);
       expect(res.json.issues.map((i: { path: string }) => i.path), `${q}: ${JSON.stringify(res.json)}`).toContain(field);
     }
+  });
+});
+
+describe('the dashboard', () => {
+  it("offers the engine's failure types and reasons (dashboard/format.js repeats them: it has no build step)", async () => {
+    // A browser module without types, loaded by its path.
+    const format: { FAILURE_TYPES: Record<string, string>; FAILURE_REASONS: Record<string, string> } = await import(pathToFileURL(path.join(__dirname, '..', 'dashboard', 'format.js')).href);
+    const failure = await import('../domain/failure');
+    expect(Object.keys(format.FAILURE_TYPES)).toEqual([...failure.FAILURE_TYPES]);
+    expect(Object.keys(format.FAILURE_REASONS)).toEqual([...failure.FAILURE_REASONS]);
   });
 });
