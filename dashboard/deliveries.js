@@ -19,7 +19,7 @@ async function eachLimited(items, limit, fn) {
 }
 
 /** The state filter's choices: each phase, and the phases of a delivery that is under way (the server takes several). */
-const STATE_CHOICES = [['scheduled,sending,paused', 'Under way (scheduled, sending, paused)'], ...Object.entries(PHASES)];
+const STATE_CHOICES = [['scheduled,sending,paused', 'Under way'], ...Object.entries(PHASES)];
 
 /** A local calendar day (an <input type=date> value) as the instant it starts, `days` later. */
 const dayStart = (day, days = 0) => {

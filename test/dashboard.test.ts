@@ -257,6 +257,32 @@ describe('the dashboard', () => {
     const listed = page.locator(`tr[data-delivery="${deliveryId}"]`);
     await poll(() => listed.locator('td.n').allTextContents()).toEqual(['6', '3', '3', '50.00 %']);
     await expectAccessible(page, 'deliveries list');
+    // The state and the creation days are the server's filters: the completed delivery is under Completed, created
+    // today (the browser's day), and not under Under way nor created only from tomorrow.
+    const listRequests: string[] = [];
+    page.on('request', (r) => {
+      if (new URL(r.url()).pathname === '/api/deliveries') listRequests.push(r.url());
+    });
+    await page.getByLabel('State').selectOption('completed');
+    await poll(() => listRequests.some((url) => new URL(url).searchParams.get('state') === 'completed')).toBe(true);
+    await listed.waitFor();
+    await page.getByLabel('State').selectOption('scheduled,sending,paused');
+    await poll(() => listed.count()).toBe(0);
+    await page.getByLabel('State').selectOption('');
+    const [today, tomorrow] = await page.evaluate(() =>
+      [0, 1].map((days) => {
+        const d = new Date();
+        d.setDate(d.getDate() + days);
+        return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')}`;
+      }),
+    );
+    await page.getByLabel('Created from').fill(tomorrow);
+    await poll(() => listed.count()).toBe(0);
+    await page.getByLabel('Created from').fill(today);
+    await page.getByLabel('Created to').fill(today);
+    await listed.waitFor();
+    const last = new URL(listRequests[listRequests.length - 1]).searchParams;
+    expect(Date.parse(last.get('createdTo')!) - Date.parse(last.get('createdFrom')!)).toBeGreaterThanOrEqual(23 * 3_600_000);
     await page.context().close();
   });
 
