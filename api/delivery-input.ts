@@ -2,6 +2,10 @@
 import { z } from 'zod';
 import { isValidTimeZone } from '../domain/local-send-time';
 import { headerValueProblem } from '../domain/header-value';
+import { domainToASCII } from 'node:url';
+import { EFS_STATUSES } from '../domain/efs-status';
+import { FAILURE_REASONS, FAILURE_TYPES } from '../domain/failure';
+import { DELIVERY_PHASES, type DeliveryPhase } from '../domain/delivery-lifecycle';
 
 /** A string that ends up in a message header: no CR, LF, NUL or other control character (header injection). */
 const headerText = (field: string) =>
@@ -124,11 +128,97 @@ export const createDeliverySchema = z
 
 export type CreateDeliveryInput = z.infer<typeof createDeliverySchema>;
 
-export const pageQuerySchema = z.object({
-  after: z.coerce.number().int().min(0).default(0),
-  limit: z.coerce.number().int().min(1).max(1000).default(100),
-  status: z.enum(['pending', 'excluded', 'taken_into_account', 'sent', 'failed', 'cancelled']).optional(),
+/** How long an address search may be: an address is at most 320 characters, a longer prefix matches nothing. */
+const MAX_ADDRESS_SEARCH = 320;
+
+/**
+ * An exact domain as the log stores it (db/migrations/001: lower-case ASCII, punycode for an internationalised one),
+ * so that "Exämple.com" finds the recipients of xn--exmple-cua.com.
+ */
+const domainFilter = z
+  .string()
+  .trim()
+  .min(1, 'domain is empty')
+  .max(253, 'domain is longer than 253 characters')
+  .transform((v, ctx) => {
+    const ascii = domainToASCII(v.normalize('NFC')).toLowerCase().replace(/\.$/, '');
+    if (ascii === '') {
+      ctx.addIssue({ code: 'custom', message: 'domain is not a domain name (example.com)' });
+      return z.NEVER;
+    }
+    return ascii;
+  });
+
+/**
+ * What a delivery's log can be narrowed to, for its JSON pages and its CSV export alike (each filter has an index,
+ * db/migrations/040_delivery_log_search.sql). Filters combine (AND).
+ */
+export const recipientFilterSchema = z.object({
+  status: z.enum(EFS_STATUSES).optional(),
+  address: z
+    .string()
+    .trim()
+    .min(1, 'address is empty: leave it out to list every address')
+    .max(MAX_ADDRESS_SEARCH, `address is longer than ${MAX_ADDRESS_SEARCH} characters`)
+    .optional()
+    .describe('the start of the address, case-insensitive ("bob", "bob@exa")'),
+  domain: domainFilter.optional().describe("the address's domain, exactly (case-insensitive; an internationalised domain in Unicode or punycode)"),
+  failureType: z.enum(FAILURE_TYPES).optional().describe('hard, soft or ignored: what the last failure says about the address'),
+  failureReason: z.enum(FAILURE_REASONS).optional().describe("the last failure's reason"),
 });
+export type RecipientFilterInput = z.infer<typeof recipientFilterSchema>;
+
+/** GET /api/deliveries/:id/recipients: keyset paging on recipientId, with the log's filters. */
+export const pageQuerySchema = recipientFilterSchema.extend({
+  after: z.coerce.number().int().min(0).default(0).describe('the recipientId the page starts after (the `next` link carries it)'),
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+});
+
+/** GET /api/deliveries/:id/recipients.csv: the same filters, every matching row. */
+export const exportQuerySchema = recipientFilterSchema;
+
+/**
+ * A state filter: one phase, several separated by commas, or the parameter repeated (`state=sending&state=paused`).
+ * One message names every unknown value and the phases there are.
+ */
+const stateFilter = z.union([z.string(), z.array(z.string())]).transform((v, ctx) => {
+  const states = (Array.isArray(v) ? v : [v]).flatMap((s) => s.split(',')).map((s) => s.trim());
+  const unknown = states.filter((s) => !(DELIVERY_PHASES as readonly string[]).includes(s));
+  if (unknown.length > 0) {
+    ctx.addIssue({ code: 'custom', message: `state ${unknown.map((s) => JSON.stringify(s)).join(', ')} is not a delivery state: give one or several of ${DELIVERY_PHASES.join(', ')}` });
+    return z.NEVER;
+  }
+  return [...new Set(states)] as DeliveryPhase[];
+});
+
+/**
+ * An instant, or a date alone (UTC): `createdFrom` starts at it (the day's start), `createdTo` ends just before it, or
+ * after the day it names, so that `createdFrom=2025-05-01&createdTo=2025-05-01` is that whole day. Kept as text for
+ * Postgres to read: an instant given to the microsecond stays one (a Date would round it to the millisecond).
+ */
+const instantOrDay = (field: string, bound: 'from' | 'to') =>
+  z.union([z.iso.datetime({ offset: true }), z.iso.date()], { error: `${field} must be an ISO date (2025-05-01) or a date-time with its offset (2025-05-01T09:00:00Z)` }).transform((v) => {
+    if (v.length > 10) return v;
+    return bound === 'from' ? `${v}T00:00:00Z` : new Date(Date.parse(`${v}T00:00:00Z`) + 86_400_000).toISOString();
+  });
+
+/**
+ * GET /api/deliveries: newest first, keyset paging on (createdAt, id). `before` (with `beforeId`) is the position the
+ * `next` link carries; `before` alone (an instant) still lists what was created before it.
+ */
+export const listDeliveriesQuery = z
+  .object({
+    limit: z.coerce.number().int().min(1).max(200).default(50),
+    before: z.iso.datetime({ offset: true }).optional().describe('list deliveries created before this instant (the `next` link carries it, to the microsecond)'),
+    beforeId: z.uuid({ message: 'beforeId must be a delivery id' }).optional().describe('with `before`: the last delivery of the previous page (ties on createdAt)'),
+    state: stateFilter.optional().describe(`one phase or several, comma-separated or the parameter repeated: ${DELIVERY_PHASES.join(', ')}`),
+    createdFrom: instantOrDay('createdFrom', 'from').optional().describe('created at or after this instant; a date alone: from the start of that day (UTC)'),
+    createdTo: instantOrDay('createdTo', 'to').optional().describe('created before this instant; a date alone: up to the end of that day (UTC)'),
+    q: z.string().trim().min(1, 'q is empty: leave it out to list every delivery').max(200, 'q is longer than 200 characters').optional().describe('text in the name or the subject, case-insensitive'),
+  })
+  .refine((v) => v.beforeId === undefined || v.before !== undefined, { message: 'beforeId goes with before (use the next link as it is)', path: ['beforeId'] })
+  .refine((v) => !v.createdFrom || !v.createdTo || Date.parse(v.createdFrom) < Date.parse(v.createdTo), { message: 'createdTo must come after createdFrom', path: ['createdTo'] });
+export type ListDeliveriesQuery = z.infer<typeof listDeliveriesQuery>;
 
 /** Changes allowed before confirmation; each re-runs analysis. */
 export const updateDeliverySchema = z

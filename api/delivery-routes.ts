@@ -1,22 +1,89 @@
 /** HTTP API of deliveries: create, list, read (KPIs from the workflow's query), recipients, confirm, control, edit, proofs. */
-import { Router, type Request } from 'express';
+import { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
 import type { WaveSpec } from '../domain/wave-plan';
 import { deliveryWorkflowId, recipientWorkflowId } from '../workflows/contract';
-import { cancelSchema, confirmSchema, createDeliverySchema, pageQuerySchema, proofSchema, rescheduleSchema, updateDeliverySchema, uuidParam } from './delivery-input';
+import {
+  cancelSchema,
+  confirmSchema,
+  createDeliverySchema,
+  exportQuerySchema,
+  listDeliveriesQuery,
+  pageQuerySchema,
+  proofSchema,
+  rescheduleSchema,
+  updateDeliverySchema,
+  uuidParam,
+  type RecipientFilterInput,
+} from './delivery-input';
 import type { DeliveryService } from './delivery-service';
 import { NotFoundError } from './http-errors';
+import type { RecipientRow } from '../db/delivery-log';
 import { idempotencyOf } from './idempotency';
 import { isEndedPhase } from '../domain/delivery-lifecycle';
 import { recordAfterChange, type AuditRecorder } from './auth/audit';
 
-/** The query of GET /api/deliveries (exported for the OpenAPI description, api/openapi/). */
-export const listDeliveriesQuery = z.object({ limit: z.coerce.number().int().min(1).max(200).default(50), before: z.iso.datetime().optional() });
 /** A recipient's number within its delivery, in a path. */
 export const recipientIdParam = z.coerce.number().int().positive();
 
+/** Rows read per statement by the CSV export: large enough that 1,000,000 recipients take 1,000 short statements. */
+const CSV_EXPORT_BATCH = 1000;
+
+/** Resolves when `res` can take more, or when the client has gone (then nothing more is written). */
+function waitForDrain(res: Response): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
+}
+
 export function deliveryIdParam(req: Request): string {
   return uuidParam.parse(req.params.id);
+}
+
+/** The filters of a log request as query parameters, in a fixed order, for the `next` link (so it narrows as the page did). */
+function filterParams(f: RecipientFilterInput): [string, string][] {
+  return (['status', 'address', 'domain', 'failureType', 'failureReason'] as const).flatMap((k) => (f[k] === undefined ? [] : [[k, f[k]] as [string, string]]));
+}
+
+/** The columns of the CSV export: those the dashboard's own export had, in its order (test/dashboard.test.ts reads them). */
+export const CSV_COLUMNS = [
+  'recipientId',
+  'address',
+  'domain',
+  'status',
+  'exclusionReason',
+  'failureType',
+  'failureReason',
+  'attempts',
+  'lastSmtpCode',
+  'lastEnhancedCode',
+  'lastReply',
+  'lastMxHost',
+  'handedOverAt',
+  'finalAt',
+  'updatedAt',
+] as const satisfies readonly (keyof RecipientRow)[];
+
+/**
+ * One CSV cell (RFC 4180): quoted when it holds a comma, a quote or a line break. A text starting with = + - @ or a
+ * tab/CR (a formula to a spreadsheet) gets a leading apostrophe, so that opening the export runs nothing: an address
+ * or an SMTP reply is written by whoever controls the recipient's domain. Dates as the JSON pages give them.
+ */
+export function csvCell(v: unknown): string {
+  if (v === null || v === undefined) return '';
+  let s = v instanceof Date ? v.toISOString() : String(v);
+  if (typeof v === 'string' && /^[=+\-@\t\r]/.test(s)) s = `'${s}`;
+  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+function csvLine(row: RecipientRow): string {
+  return `${CSV_COLUMNS.map((c) => csvCell(row[c])).join(',')}\r\n`;
 }
 
 /**
@@ -46,8 +113,27 @@ export function createDeliveryRouter(service: DeliveryService, audit: AuditRecor
 
   router.get('/api/deliveries', async (req, res) => {
     const q = listDeliveriesQuery.parse(req.query);
-    const rows = await service.store.list(q.limit, q.before ? new Date(q.before) : undefined);
-    res.json({ deliveries: rows.map(({ html: _h, text: _t, ...rest }) => rest) });
+    const { rows, next } = await service.store.list({
+      limit: q.limit,
+      before: q.before ? { at: q.before, id: q.beforeId } : undefined,
+      states: q.state,
+      createdFrom: q.createdFrom,
+      createdBefore: q.createdTo,
+      text: q.q,
+    });
+    // The next link repeats the filters as they were given (dates as the caller wrote them), with the new position.
+    const link = new URLSearchParams();
+    if (next) {
+      link.set('limit', String(q.limit));
+      link.set('before', next.before);
+      link.set('beforeId', next.beforeId);
+      for (const k of ['state', 'createdFrom', 'createdTo', 'q'] as const) {
+        const given = req.query[k];
+        if (typeof given === 'string') link.set(k, given);
+        else if (Array.isArray(given)) link.set(k, q.state!.join(','));
+      }
+    }
+    res.json({ deliveries: rows.map(({ html: _h, text: _t, ...rest }) => rest), next: next ? `/api/deliveries?${link}` : null });
   });
 
   router.get('/api/deliveries/:id', async (req, res) => {
@@ -96,11 +182,48 @@ export function createDeliveryRouter(service: DeliveryService, audit: AuditRecor
 
   router.get('/api/deliveries/:id/recipients', async (req, res) => {
     const id = deliveryIdParam(req);
-    const q = pageQuerySchema.parse(req.query);
+    const { after, limit, ...filter } = pageQuerySchema.parse(req.query);
     if (!(await service.store.get(id))) throw new NotFoundError(`delivery ${id} does not exist`);
-    const rows = await service.log.page(id, { afterRecipientId: q.after, limit: q.limit, status: q.status });
-    const next = rows.length === q.limit ? rows[rows.length - 1].recipientId : null;
-    res.json({ recipients: rows, next: next === null ? null : `/api/deliveries/${id}/recipients?after=${next}&limit=${q.limit}${q.status ? `&status=${q.status}` : ''}` });
+    const rows = await service.log.page(id, { ...filter, afterRecipientId: after, limit });
+    // A full page has a next one (possibly empty): one row less to read than asking for limit + 1 on every page.
+    const next = rows.length === limit ? rows[rows.length - 1].recipientId : null;
+    const link = new URLSearchParams([['after', String(next)], ['limit', String(limit)], ...filterParams(filter)]);
+    res.json({ recipients: rows, next: next === null ? null : `/api/deliveries/${id}/recipients?${link}` });
+  });
+
+  // The log as CSV, streamed: rows are written as they are read, a page at a time (never the whole log in memory), and
+  // reading stops when the client goes away. Same filters and rows as the JSON pages above.
+  router.get('/api/deliveries/:id/recipients.csv', async (req, res) => {
+    const id = deliveryIdParam(req);
+    const filter = exportQuerySchema.parse(req.query);
+    if (!(await service.store.get(id))) throw new NotFoundError(`delivery ${id} does not exist`);
+    const name = [`delivery-${id}`, ...filterParams(filter).map(([, v]) => v.replace(/[^A-Za-z0-9._-]+/g, '_'))].join('-');
+    res.status(200);
+    res.setHeader('Content-Type', 'text/csv; charset=utf-8');
+    res.setHeader('Content-Disposition', `attachment; filename="${name}.csv"`);
+    res.setHeader('Cache-Control', 'no-store');
+    res.setHeader('X-Content-Type-Options', 'nosniff');
+    res.write(`${CSV_COLUMNS.join(',')}\r\n`);
+    let gone = false;
+    res.on('close', () => {
+      gone = true;
+    });
+    const pages = service.log.everyRecipient(id, filter, CSV_EXPORT_BATCH);
+    try {
+      for await (const rows of pages) {
+        if (gone) break;
+        // Backpressure: the next page is read once the client has taken this one (or has gone).
+        if (!res.write(rows.map(csvLine).join(''))) await waitForDrain(res);
+        if (gone) break;
+      }
+    } catch (e) {
+      // The headers are sent: the only honest answer left is a cut connection (the client sees an incomplete file, not
+      // a CSV that looks whole), and the log line says why.
+      console.error(JSON.stringify({ msg: 'csv export failed', deliveryId: id, error: String((e as Error)?.stack ?? e) }));
+      res.destroy();
+      return;
+    }
+    res.end();
   });
 
   router.get('/api/deliveries/:id/recipients/:rid', async (req, res) => {

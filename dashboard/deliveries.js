@@ -1,5 +1,6 @@
-// The deliveries list: newest first, keyset paging on the creation date (GET /api/deliveries?before=), each row's
-// KPIs read from GET /api/deliveries/:id (the workflow's query while it runs, the delivery log once it has ended).
+// The deliveries list: newest first, filtered by the server (GET /api/deliveries: state, creation days, text in the
+// name or subject) and paged by its `next` links (keyset on the creation instant and id); each row's KPIs read from
+// GET /api/deliveries/:id (the workflow's query while it runs, the delivery log once it has ended).
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import { api } from './api.js';
 import { ErrorNote, Loading, PhaseBadge, html, link } from './components.js';
@@ -17,30 +18,47 @@ async function eachLimited(items, limit, fn) {
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
+/** The state filter's choices: each phase, and the phases of a delivery that is under way (the server takes several). */
+const STATE_CHOICES = [['scheduled,sending,paused', 'Under way'], ...Object.entries(PHASES)];
+
+/** A local calendar day (an <input type=date> value) as the instant it starts, `days` later. */
+const dayStart = (day, days = 0) => {
+  const d = new Date(`${day}T00:00:00`);
+  d.setDate(d.getDate() + days);
+  return d.toISOString();
+};
+
 export function DeliveriesPage() {
   const [pageSize, setPageSize] = useState(25);
-  const [createdBefore, setCreatedBefore] = useState('');
-  // Keyset cursors: cursors[i] is the `before` of page i (undefined for the newest page).
-  const [cursors, setCursors] = useState([undefined]);
-  const [rows, setRows] = useState(null);
+  const [filters, setFilters] = useState({ state: '', from: '', to: '', q: '' });
+  // What is typed in the search box, applied by Search.
+  const [typed, setTyped] = useState('');
+  // Keyset paging: pages[i] is the query of page i, the server's `next` link for every page after the first.
+  const [pages, setPages] = useState([null]);
+  const [body, setBody] = useState(null);
   const [kpis, setKpis] = useState({});
   const [error, setError] = useState(null);
-  const [state, setState] = useState('');
-  const [text, setText] = useState('');
   const [reload, setReload] = useState(0);
-  const before = cursors[cursors.length - 1];
+  const current = pages[pages.length - 1];
+
+  const first = useMemo(() => {
+    const q = new URLSearchParams({ limit: String(pageSize) });
+    if (filters.state) q.set('state', filters.state);
+    // Days are the viewer's own: from the start of the first to the end of the last, in local time.
+    if (filters.from) q.set('createdFrom', dayStart(filters.from));
+    if (filters.to) q.set('createdTo', dayStart(filters.to, 1));
+    if (filters.q) q.set('q', filters.q);
+    return `/api/deliveries?${q}`;
+  }, [filters, pageSize]);
 
   useEffect(() => {
     let gone = false;
     setError(null);
-    const q = new URLSearchParams({ limit: String(pageSize) });
-    const until = before ?? (createdBefore ? new Date(`${createdBefore}T23:59:59.999`).toISOString() : undefined);
-    if (until) q.set('before', until);
-    api('GET', `/api/deliveries?${q}`)
-      .then(async (body) => {
+    api('GET', current ?? first)
+      .then(async (b) => {
         if (gone) return;
-        setRows(body.deliveries);
-        await eachLimited(body.deliveries, KPI_CONCURRENCY, async (d) => {
+        setBody(b);
+        await eachLimited(b.deliveries, KPI_CONCURRENCY, async (d) => {
           if (gone) return;
           const full = await api('GET', `/api/deliveries/${d.id}`).catch(() => null);
           if (!gone && full) setKpis((k) => ({ ...k, [d.id]: { kpis: full.kpis, state: full.state } }));
@@ -50,39 +68,38 @@ export function DeliveriesPage() {
     return () => {
       gone = true;
     };
-  }, [before, pageSize, createdBefore, reload]);
+  }, [current, first, reload]);
 
-  const shown = useMemo(() => {
-    if (!rows) return null;
-    const needle = text.trim().toLowerCase();
-    return rows.filter((d) => {
-      const live = kpis[d.id]?.state ?? d.state;
-      if (state && live !== state) return false;
-      if (needle && !`${d.name} ${d.subject} ${d.id} ${d.fromAddress}`.toLowerCase().includes(needle)) return false;
-      return true;
-    });
-  }, [rows, kpis, state, text]);
-
-  const restart = () => setCursors([undefined]);
+  /** A new filter starts again from the newest page. */
+  const narrow = (change) => {
+    setFilters((f) => ({ ...f, ...change }));
+    setPages([null]);
+  };
+  const rows = body?.deliveries ?? null;
+  const shown = error ? null : rows;
 
   return html`<h1 tabindex="-1">Deliveries</h1>
-    <form class="filters" role="search" aria-label="Filter deliveries" onSubmit=${(e) => e.preventDefault()}>
-      <div class="field"><label for="f-text">Search</label>
-        <input id="f-text" type="search" value=${text} onInput=${(e) => setText(e.currentTarget.value)} placeholder="name, subject, sender or id" /></div>
+    <form class="filters" role="search" aria-label="Filter deliveries" onSubmit=${(e) => { e.preventDefault(); narrow({ q: typed.trim() }); }}>
+      <div class="field"><label for="f-text">Name or subject</label>
+        <input id="f-text" type="search" maxlength="200" value=${typed} onInput=${(e) => setTyped(e.currentTarget.value)} placeholder="words of the name or subject" /></div>
+      <button type="submit">Search</button>
+      ${filters.q && html`<button type="button" class="secondary" onClick=${() => { setTyped(''); narrow({ q: '' }); }}>Clear</button>`}
       <div class="field"><label for="f-state">State</label>
-        <select id="f-state" value=${state} onChange=${(e) => setState(e.currentTarget.value)}>
+        <select id="f-state" value=${filters.state} onChange=${(e) => narrow({ state: e.currentTarget.value })}>
           <option value="">Any state</option>
-          ${Object.entries(PHASES).map(([v, l]) => html`<option value=${v}>${l}</option>`)}
+          ${STATE_CHOICES.map(([v, l]) => html`<option value=${v}>${l}</option>`)}
         </select></div>
-      <div class="field"><label for="f-before">Created on or before</label>
-        <input id="f-before" type="date" value=${createdBefore} onChange=${(e) => { setCreatedBefore(e.currentTarget.value); restart(); }} /></div>
+      <div class="field"><label for="f-from">Created from</label>
+        <input id="f-from" type="date" value=${filters.from} max=${filters.to || undefined} onChange=${(e) => narrow({ from: e.currentTarget.value })} /></div>
+      <div class="field"><label for="f-to">Created to</label>
+        <input id="f-to" type="date" value=${filters.to} min=${filters.from || undefined} onChange=${(e) => narrow({ to: e.currentTarget.value })} /></div>
       <div class="field"><label for="f-size">Per page</label>
-        <select id="f-size" value=${pageSize} onChange=${(e) => { setPageSize(Number(e.currentTarget.value)); restart(); }}>
+        <select id="f-size" value=${pageSize} onChange=${(e) => { setPageSize(Number(e.currentTarget.value)); setPages([null]); }}>
           ${PAGE_SIZES.map((n) => html`<option value=${n}>${n}</option>`)}
         </select></div>
       <button type="button" class="secondary" onClick=${() => setReload((n) => n + 1)}>Refresh</button>
     </form>
-    <p class="muted small">Search and state filter the deliveries of this page; the date and the pages are read from the server.</p>
+    <p class="muted small">The server applies the filters to every delivery; dates are days of this browser's time zone, both included.</p>
     <${ErrorNote} error=${error} />
     ${shown === null && !error
       ? html`<${Loading} what="deliveries" />`
@@ -106,9 +123,8 @@ export function DeliveriesPage() {
             })}
           </tbody></table></div>`}
     <nav class="pager" aria-label="Pages of deliveries">
-      <button type="button" class="secondary" disabled=${cursors.length === 1} onClick=${() => setCursors((c) => c.slice(0, -1))}>← Newer</button>
-      <span>Page ${cursors.length}</span>
-      <button type="button" class="secondary" disabled=${!rows || rows.length < pageSize}
-        onClick=${() => setCursors((c) => [...c, new Date(rows[rows.length - 1].createdAt).toISOString()])}>Older →</button>
+      <button type="button" class="secondary" disabled=${pages.length === 1} onClick=${() => setPages((p) => p.slice(0, -1))}>← Newer</button>
+      <span aria-live="polite">Page ${pages.length}</span>
+      <button type="button" class="secondary" disabled=${!body?.next} onClick=${() => setPages((p) => [...p, body.next])}>Older →</button>
     </nav>`;
 }

@@ -32,6 +32,16 @@ export const STATUSES = {
 };
 export const status = (s) => STATUSES[s] || s;
 
+/** What a failure says about the address (domain/failure.ts FAILURE_TYPES; test/delivery-log-filters.test.ts keeps them equal). */
+export const FAILURE_TYPES = { hard: 'Hard', soft: 'Soft', ignored: 'Ignored' };
+
+/** The failure reasons of the delivery log (domain/failure.ts FAILURE_REASONS), as words. */
+export const FAILURE_REASONS = Object.fromEntries(
+  ['user_unknown', 'invalid_domain', 'mailbox_full', 'account_disabled', 'refused', 'unreachable', 'not_defined', 'quarantined_address', 'address_on_denylist', 'invalid_address', 'error_ignored'].map(
+    (r) => [r, r.charAt(0).toUpperCase() + r.slice(1).replace(/_/g, ' ')],
+  ),
+);
+
 /** snake_case machine words (failure reasons, exclusion reasons) as words. */
 export const words = (s) => (s ? String(s).replace(/_/g, ' ') : '—');
 

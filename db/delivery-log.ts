@@ -70,6 +70,41 @@ export interface MessageRecipient {
   handedOverAt: Date | null;
 }
 
+/** What the delivery log can be narrowed to (the API's filters, api/delivery-input.ts); every filter given applies. */
+export interface RecipientFilter {
+  status?: EfsStatus;
+  /** The start of the address, case-insensitive. */
+  address?: string;
+  /** The domain as stored: lower-case ASCII. */
+  domain?: string;
+  failureType?: FailureType;
+  failureReason?: FailureReason;
+}
+
+/** `text` matched literally by LIKE: its wildcards and the escape character escaped. */
+function likeLiteral(text: string): string {
+  return text.replace(/[\\%_]/g, (c) => `\\${c}`);
+}
+
+/**
+ * The SQL conditions of `f` (each starting with AND), appending their values to `params`. The address prefix is
+ * written as LIKE 'prefix%' on lower(address) so that the planner turns it into a range of
+ * delivery_recipients_address_prefix_idx (lower() on both sides: the same case folding, whatever the collation).
+ */
+function filterConditions(f: RecipientFilter, params: unknown[]): string {
+  const where: string[] = [];
+  const add = (sql: (p: string) => string, value: unknown) => {
+    params.push(value);
+    where.push(` AND ${sql(`$${params.length}`)}`);
+  };
+  if (f.status) add((p) => `status = ${p}`, f.status);
+  if (f.address) add((p) => `lower(address) LIKE lower(${p})`, `${likeLiteral(f.address)}%`);
+  if (f.domain) add((p) => `domain = ${p}`, f.domain);
+  if (f.failureType) add((p) => `failure_type = ${p}`, f.failureType);
+  if (f.failureReason) add((p) => `failure_reason = ${p}`, f.failureReason);
+  return where.join('');
+}
+
 const RECIPIENT_COLUMNS = `recipient_id AS "recipientId", address, domain, status, exclusion_reason AS "exclusionReason",
   failure_type AS "failureType", failure_reason AS "failureReason", attempts, last_smtp_code AS "lastSmtpCode",
   last_enhanced_code AS "lastEnhancedCode", last_reply AS "lastReply", last_mx_host AS "lastMxHost",
@@ -291,15 +326,36 @@ export class DeliveryLog {
     return kpisFromCounts(counts, byReason, byType, awaitingFirstAttempt, { complaints: feedback.complaints, failedByReport: feedback.failed_by_report });
   }
 
-  /** Keyset paging through a delivery's recipients, optionally by status. */
-  async page(deliveryId: string, opts: { afterRecipientId: number; limit: number; status?: EfsStatus }): Promise<RecipientRow[]> {
+  /**
+   * Keyset paging through a delivery's recipients (recipient order), narrowed by `filter`. Only the filters given go
+   * into the statement, so that each can use its index (db/migrations/040_delivery_log_search.sql) rather than a plan
+   * made for every filter at once.
+   */
+  async page(deliveryId: string, opts: { afterRecipientId: number; limit: number } & RecipientFilter): Promise<RecipientRow[]> {
+    const params: unknown[] = [deliveryId, opts.afterRecipientId, opts.limit];
     const r = await this.pool.query<RecipientRow>(
       `SELECT ${RECIPIENT_COLUMNS} FROM delivery_recipients
-       WHERE delivery_id = $1 AND recipient_id > $2 AND ($4::text IS NULL OR status = $4)
+       WHERE delivery_id = $1 AND recipient_id > $2${filterConditions(opts, params)}
        ORDER BY recipient_id LIMIT $3`,
-      [deliveryId, opts.afterRecipientId, opts.limit, opts.status ?? null],
+      params,
     );
     return r.rows;
+  }
+
+  /**
+   * Every recipient matching `filter`, page after page (`batch` rows each), for an export that streams: each page is
+   * its own short statement, so a slow reader never holds a connection or a snapshot for the length of a download, and
+   * a reader that stops (`return()` on the iterator) ends the reading at once. Rows are the same as page()'s, in the
+   * same order.
+   */
+  async *everyRecipient(deliveryId: string, filter: RecipientFilter, batch = 1000): AsyncGenerator<RecipientRow[]> {
+    let after = 0;
+    for (;;) {
+      const rows = await this.page(deliveryId, { ...filter, afterRecipientId: after, limit: batch });
+      if (rows.length > 0) yield rows;
+      if (rows.length < batch) return;
+      after = rows[rows.length - 1].recipientId;
+    }
   }
 
   async recipient(deliveryId: string, recipientId: number): Promise<RecipientRow | null> {

@@ -49,12 +49,24 @@ export interface DeliveryRow {
   pauseReason: Record<string, unknown> | null;
 }
 
-const SELECT_DELIVERY = `SELECT id, name, from_address AS "fromAddress", from_name AS "fromName", from_domain AS "fromDomain",
+/** What the deliveries list can be narrowed to (GET /api/deliveries); every filter given applies. */
+export interface DeliveryListFilter {
+  /** Any of these phases (as last recorded in the table). */
+  states?: DeliveryPhase[];
+  /** Created at or after (an ISO instant, read by Postgres to the microsecond). */
+  createdFrom?: string;
+  /** Created strictly before (an ISO instant). */
+  createdBefore?: string;
+  /** Text in the name or the subject, case-insensitive. */
+  text?: string;
+}
+
+const DELIVERY_COLUMNS = `id, name, from_address AS "fromAddress", from_name AS "fromName", from_domain AS "fromDomain",
   reply_to AS "replyTo", subject, html, text_body AS "text", state, auto_confirm AS "autoConfirm",
   validity_seconds AS "validitySeconds", contact_date AS "contactDate", options, analysis, created_at AS "createdAt",
   confirmed_at AS "confirmedAt", sending_started_at AS "sendingStartedAt", completed_at AS "completedAt",
-  pause_reason AS "pauseReason"
-  FROM deliveries`;
+  pause_reason AS "pauseReason"`;
+const SELECT_DELIVERY = `SELECT ${DELIVERY_COLUMNS} FROM deliveries`;
 
 export class DeliveryStore {
   constructor(private readonly pool: Pool) {}
@@ -108,12 +120,37 @@ export class DeliveryStore {
     return r.rows[0] ?? null;
   }
 
-  async list(limit: number, before?: Date): Promise<DeliveryRow[]> {
-    const r = await this.pool.query<DeliveryRow>(
-      `${SELECT_DELIVERY} WHERE ($2::timestamptz IS NULL OR created_at < $2) ORDER BY created_at DESC LIMIT $1`,
-      [limit, before ?? null],
+  /**
+   * A page of deliveries, newest first, narrowed by `filter`, after the position `before` (keyset on
+   * (created_at, id), deliveries_created_at_id_idx). `next` is where the following page starts, null on the last one:
+   * created_at as text to the microsecond, since a JavaScript Date would round it to the millisecond and a page
+   * starting there could skip deliveries created within that millisecond.
+   */
+  async list(opts: { limit: number; before?: { at: string; id?: string } } & DeliveryListFilter): Promise<{ rows: DeliveryRow[]; next: { before: string; beforeId: string } | null }> {
+    const params: unknown[] = [opts.limit + 1];
+    const where: string[] = [];
+    const add = (sql: (p: string) => string, value: unknown) => {
+      params.push(value);
+      where.push(sql(`$${params.length}`));
+    };
+    if (opts.before?.id) {
+      params.push(opts.before.at, opts.before.id);
+      where.push(`(created_at, id) < ($${params.length - 1}::timestamptz, $${params.length}::uuid)`);
+    } else if (opts.before) add((p) => `created_at < ${p}::timestamptz`, opts.before.at);
+    if (opts.states?.length) add((p) => `state = ANY(${p}::text[])`, opts.states);
+    if (opts.createdFrom) add((p) => `created_at >= ${p}::timestamptz`, opts.createdFrom);
+    if (opts.createdBefore) add((p) => `created_at < ${p}::timestamptz`, opts.createdBefore);
+    if (opts.text) add((p) => `(name ILIKE ${p} OR subject ILIKE ${p})`, `%${opts.text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
+    const r = await this.pool.query<DeliveryRow & { cursorAt: string }>(
+      `SELECT ${DELIVERY_COLUMNS}, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS "cursorAt"
+       FROM deliveries ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+       ORDER BY created_at DESC, id DESC LIMIT $1`,
+      params,
     );
-    return r.rows;
+    const more = r.rows.length > opts.limit;
+    const rows = r.rows.slice(0, opts.limit).map(({ cursorAt: _c, ...row }) => row);
+    const last = r.rows[opts.limit - 1];
+    return { rows, next: more ? { before: last.cursorAt, beforeId: last.id } : null };
   }
 
   /** Content and option edits of a draft (the workflow guarantees it is not confirmed yet). */

@@ -166,6 +166,16 @@ export const CASES: Case[] = [
     field: 'reply',
     message: /<=100000 characters/,
   },
+  // Filters of the delivery log (its pages and its CSV export) and of the deliveries list.
+  { id: 'B64', what: 'log: address search longer than an address', send: (c) => apiCall(c.api, 'GET', `/api/deliveries/${c.draftId}/recipients?address=${'a'.repeat(321)}`), field: 'address', message: /address is longer than 320 characters/ },
+  { id: 'B65', what: 'log: unknown failure type', send: (c) => apiCall(c.api, 'GET', `/api/deliveries/${c.draftId}/recipients?failureType=fatal`), field: 'failureType', message: /expected one of "hard"\|"soft"\|"ignored"/ },
+  { id: 'B66', what: 'log: unknown failure reason', send: (c) => apiCall(c.api, 'GET', `/api/deliveries/${c.draftId}/recipients?failureReason=because`), field: 'failureReason', message: /expected one of "user_unknown"/ },
+  { id: 'B67', what: 'log: domain that is not a domain name', send: (c) => apiCall(c.api, 'GET', `/api/deliveries/${c.draftId}/recipients?domain=a%20b`), field: 'domain', message: /domain is not a domain name/ },
+  { id: 'B68', what: 'CSV export: unknown status', send: (c) => apiCall(c.api, 'GET', `/api/deliveries/${c.draftId}/recipients.csv?status=lost`), field: 'status', message: /expected one of "pending"/ },
+  { id: 'B69', what: 'deliveries: unknown state among several', send: (c) => apiCall(c.api, 'GET', '/api/deliveries?state=sending,lost'), field: 'state', message: /state "lost" is not a delivery state/ },
+  { id: 'B70', what: 'deliveries: createdFrom not a date', send: (c) => apiCall(c.api, 'GET', '/api/deliveries?createdFrom=yesterday'), field: 'createdFrom', message: /createdFrom must be an ISO date/ },
+  { id: 'B71', what: 'deliveries: createdTo before createdFrom', send: (c) => apiCall(c.api, 'GET', '/api/deliveries?createdFrom=2031-03-02&createdTo=2031-03-01'), field: 'createdTo', message: /createdTo must come after createdFrom/ },
+  { id: 'B72', what: 'deliveries: beforeId without before', send: (c) => apiCall(c.api, 'GET', `/api/deliveries?beforeId=${c.draftId}`), field: 'beforeId', message: /beforeId goes with before/ },
 ];
 
 let h: Harness;

@@ -152,9 +152,10 @@ describe('the dashboard', () => {
     expect(created.status, JSON.stringify(created.json)).toBe(201);
     deliveryId = created.json.id as string;
 
-    // The list (newest first) has it; the search narrows the page to it.
+    // The list (newest first) has it; the server's text search narrows the list to it.
     await page.getByRole('button', { name: 'Refresh' }).click();
-    await page.getByLabel('Search').fill(u);
+    await page.getByLabel('Name or subject').fill(u);
+    await page.getByLabel('Name or subject').press('Enter');
     const row = page.locator(`tr[data-delivery="${deliveryId}"]`);
     await row.waitFor();
     expect(await page.locator('tr[data-delivery]').count()).toBe(1);
@@ -199,25 +200,45 @@ describe('the dashboard', () => {
     await expectAccessible(page, 'delivery page');
     await screenshot(page, 'delivery');
 
-    // The log: every recipient, filtered by status, found by address, exported as CSV.
+    // The log: every recipient, filtered by status and failure type by the server, found by address, exported as CSV
+    // by the server (a link to the streamed export, which the browser downloads with the session cookie).
     await page.getByRole('link', { name: 'Delivery log' }).click();
     await page.getByRole('heading', { level: 1, name: /Delivery log/ }).waitFor();
     await poll(() => page.locator('tr[data-recipient]').count()).toBe(RECIPIENTS.length);
     await expectAccessible(page, 'log page');
     await screenshot(page, 'log');
+    const logRequests: string[] = [];
+    page.on('request', (r) => {
+      if (r.url().includes(`/api/deliveries/${deliveryId}/recipients`)) logRequests.push(r.url());
+    });
     await page.getByLabel('Status').selectOption('failed');
     await poll(() => page.locator('tr[data-recipient]').count()).toBe(3);
+    expect(logRequests.some((url) => new URL(url).searchParams.get('status') === 'failed')).toBe(true);
+    const exportLink = page.getByRole('link', { name: 'Export CSV' });
+    expect(await exportLink.getAttribute('href')).toBe(`/api/deliveries/${deliveryId}/recipients.csv?status=failed`);
     const download = page.waitForEvent('download');
-    await page.getByRole('button', { name: 'Export CSV' }).click();
-    const csv = fs.readFileSync(await (await download).path(), 'utf8').trim().split('\r\n');
+    await exportLink.click();
+    const downloaded = await download;
+    expect(downloaded.suggestedFilename()).toBe(`delivery-${deliveryId}-failed.csv`);
+    const csv = fs.readFileSync(await downloaded.path(), 'utf8').trim().split('\r\n');
     const apiFailed = (await apiCall(h.apiUrl, 'GET', `/api/deliveries/${deliveryId}/recipients?status=failed`)).json.recipients as { address: string; recipientId: number; failureReason: string }[];
     expect(csv[0].split(',').slice(0, 4)).toEqual(['recipientId', 'address', 'domain', 'status']);
     expect(csv.slice(1).map((l) => l.split(',').slice(0, 2).join(','))).toEqual(apiFailed.map((r) => `${r.recipientId},${r.address}`));
     expect(csv.slice(1).map((l) => l.split(',')[6])).toEqual(apiFailed.map((r) => r.failureReason));
+    // Failure type narrows further, on the server.
+    const hardFailures = (apiFailed as unknown as { failureType: string }[]).filter((r) => r.failureType === 'hard').length;
+    expect(hardFailures).toBeGreaterThan(0);
+    expect(hardFailures).toBeLessThan(apiFailed.length);
+    await page.getByLabel('Failure type').selectOption('hard');
+    await poll(() => page.locator('tr[data-recipient]').count()).toBe(hardFailures);
+    expect(await exportLink.getAttribute('href')).toBe(`/api/deliveries/${deliveryId}/recipients.csv?status=failed&failureType=hard`);
+    await page.getByLabel('Failure type').selectOption('');
     await page.getByLabel('Status').selectOption('');
-    await page.getByLabel('Address contains').fill('hard-lea');
-    await page.getByRole('button', { name: 'Find' }).click();
-    await poll(() => page.getByRole('table', { name: 'Addresses found' }).locator('tr[data-recipient]').count()).toBe(1);
+    await poll(() => page.locator('tr[data-recipient]').count()).toBe(RECIPIENTS.length);
+    await page.getByLabel('Address starts with').fill('HARD-LEA');
+    await page.getByRole('button', { name: 'Search' }).click();
+    await poll(() => page.getByRole('table', { name: 'Recipients' }).locator('tr[data-recipient]').count()).toBe(1);
+    expect(logRequests.some((url) => new URL(url).searchParams.get('address') === 'HARD-LEA')).toBe(true);
 
     // The hard-bounced recipient: its SMTP reply and the MX host, in its attempts and its history.
     await page.getByRole('link', { name: HARD }).click();
@@ -236,6 +257,32 @@ describe('the dashboard', () => {
     const listed = page.locator(`tr[data-delivery="${deliveryId}"]`);
     await poll(() => listed.locator('td.n').allTextContents()).toEqual(['6', '3', '3', '50.00 %']);
     await expectAccessible(page, 'deliveries list');
+    // The state and the creation days are the server's filters: the completed delivery is under Completed, created
+    // today (the browser's day), and not under Under way nor created only from tomorrow.
+    const listRequests: string[] = [];
+    page.on('request', (r) => {
+      if (new URL(r.url()).pathname === '/api/deliveries') listRequests.push(r.url());
+    });
+    await page.getByLabel('State').selectOption('completed');
+    await poll(() => listRequests.some((url) => new URL(url).searchParams.get('state') === 'completed')).toBe(true);
+    await listed.waitFor();
+    await page.getByLabel('State').selectOption('scheduled,sending,paused');
+    await poll(() => listed.count()).toBe(0);
+    await page.getByLabel('State').selectOption('');
+    const [today, tomorrow] = await page.evaluate(() =>
+      [0, 1].map((days) => {
+        const d = new Date();
+        d.setDate(d.getDate() + days);
+        return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')}`;
+      }),
+    );
+    await page.getByLabel('Created from').fill(tomorrow);
+    await poll(() => listed.count()).toBe(0);
+    await page.getByLabel('Created from').fill(today);
+    await page.getByLabel('Created to').fill(today);
+    await listed.waitFor();
+    const last = new URL(listRequests[listRequests.length - 1]).searchParams;
+    expect(Date.parse(last.get('createdTo')!) - Date.parse(last.get('createdFrom')!)).toBeGreaterThanOrEqual(23 * 3_600_000);
     await page.context().close();
   });
 

@@ -36,6 +36,7 @@ export const ROUTE_ACCESS = {
   'GET /api/deliveries': 'read',
   'GET /api/deliveries/:id': 'read',
   'GET /api/deliveries/:id/recipients': 'read',
+  'GET /api/deliveries/:id/recipients.csv': 'read',
   'GET /api/deliveries/:id/recipients/:rid': 'read',
   'POST /api/deliveries/:id/confirm': 'send',
   'POST /api/deliveries/:id/cancel': 'send',

@@ -14,6 +14,8 @@ import {
   cancelSchema,
   confirmSchema,
   createDeliverySchema,
+  exportQuerySchema,
+  listDeliveriesQuery,
   localSendTimeSchema,
   pageQuerySchema,
   proofSchema,
@@ -24,7 +26,7 @@ import {
   waveSpecSchema,
 } from '../delivery-input';
 import { createRecurringSchema, recurringIdParam, recurringListQuery, recurringScheduleSchema, recurringTemplateSchema, scheduleNoteSchema } from '../recurring-input';
-import { listDeliveriesQuery, recipientIdParam } from '../delivery-routes';
+import { recipientIdParam } from '../delivery-routes';
 import { listIdParam, listNameQuery } from '../list-routes';
 import { addKeySchema, domain as dkimDomain, selector as dkimSelector, setKeyActiveSchema } from '../dkim-routes';
 import { listQuery as qualificationListQuery, ruleIdParam as qualificationRuleIdParam, testBody as qualificationTestBody } from '../rules-routes';
@@ -393,10 +395,13 @@ export const OPERATIONS = {
   },
   'GET /api/deliveries': {
     operationId: 'listDeliveries',
-    summary: 'Latest deliveries',
+    summary: 'Deliveries, newest first, with filters',
     tag: 'Deliveries',
+    description:
+      'Narrowed by state (one or several), creation date (`createdFrom`, `createdTo`) and text in the name or subject (`q`). ' +
+      'Keyset paging on (createdAt, id): follow `next`, which carries the filters and the position to the microsecond.',
     query: listDeliveriesQuery,
-    responses: { 200: { description: 'newest first; `before` pages back', schema: r.deliveryListResponse } },
+    responses: { 200: { description: 'newest first; `next` is the following page, null on the last one', schema: r.deliveryListResponse } },
   },
   'GET /api/deliveries/:id': {
     operationId: 'getDelivery',
@@ -412,9 +417,26 @@ export const OPERATIONS = {
     operationId: 'listRecipients',
     summary: "Page through a delivery's recipients",
     tag: 'Deliveries',
+    description:
+      'The delivery log, in recipient order, narrowed by status, address prefix, exact domain, failure type and reason (all ' +
+      'together). Keyset paging on recipientId: `next` carries every filter; a full page always has one (possibly empty).',
     params: { id: deliveryId },
     query: pageQuerySchema,
     responses: { 200: { description: 'a page of the delivery log (keyset paging on recipientId)', schema: r.recipientPageResponse } },
+  },
+  'GET /api/deliveries/:id/recipients.csv': {
+    operationId: 'exportRecipientsCsv',
+    summary: "Export a delivery's recipients as CSV (streamed)",
+    tag: 'Deliveries',
+    description:
+      'Every recipient the same filters select, in recipient order, with the columns recipientId, address, domain, status, ' +
+      'exclusionReason, failureType, failureReason, attempts, lastSmtpCode, lastEnhancedCode, lastReply, lastMxHost, ' +
+      'handedOverAt, finalAt, updatedAt (a header row, CRLF line ends, dates as in the JSON pages; a text starting with ' +
+      '= + - @ gets a leading apostrophe so that a spreadsheet runs nothing). Streamed as it is read: a delivery of a ' +
+      'million recipients is never held in memory, and the reading stops when the client goes away.',
+    params: { id: deliveryId },
+    query: exportQuerySchema,
+    responses: { 200: { description: 'the CSV, as an attachment', contentType: 'text/csv; charset=utf-8' } },
   },
   'GET /api/deliveries/:id/recipients/:rid': {
     operationId: 'getRecipient',

@@ -85,7 +85,7 @@ export const deliverySummary = z.looseObject({
   sendingStartedAt: dateTime.nullable(),
   completedAt: dateTime.nullable(),
 });
-export const deliveryListResponse = z.object({ deliveries: z.array(deliverySummary) });
+export const deliveryListResponse = z.object({ deliveries: z.array(deliverySummary), next: nextLink });
 
 export const deliveryDetailResponse = z.looseObject({
   id: uuid,
