@@ -241,7 +241,7 @@ export const settingsSchema = z.object({
 
   // Event webhooks (docs/webhooks.md). Read by the worker with each message, so a change applies to the next one.
   /**
-   * Most events in one POST. 100 keeps a message well under 100 KB (events are 300–800 bytes), the default body limit
+   * Most events in one POST. 100 keeps a message well under 100 KB (an event is about 400 bytes), the default body limit
    * of common receiver frameworks (Express's body parsers): with the linger below, it only caps bursts above about
    * 50 events/s per endpoint, so a larger default would buy little and break such receivers.
    */
