@@ -12,6 +12,12 @@ const RECHECK_MS = 5_000;
  * migration 035): look again soon instead of waiting for a notification that the older transaction may never send.
  */
 const RECHECK_BEHIND_RUNNING_TRANSACTION_MS = 250;
+/**
+ * While a message is left to fill (WEBHOOK_BATCH_LINGER_MS), the poll looks again at most this often when notified of
+ * new events, so that a message that becomes full goes out without waiting for the rest of the linger, and a busy
+ * outbox does not cost one look per committed transaction.
+ */
+const LINGER_LOOK_EVERY_MS = 250;
 /** Pruning of old events and messages runs at most this often per worker process. */
 const PRUNE_EVERY_MS = 10 * 60_000;
 
@@ -22,6 +28,20 @@ export function webhookRetryTunables(s: Settings): WebhookRetryTunables {
     windowMs: Math.round(s.WEBHOOK_RETRY_WINDOW_SECONDS * 1000),
     attemptTimeoutMs: Math.round(s.WEBHOOK_HTTP_TIMEOUT_SECONDS * 1000),
   };
+}
+
+/** Waits `ms` (nothing when it is not positive), or less when `signal` aborts. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  if (ms <= 0 || signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
 }
 
 function duration(ms: number): string {
@@ -47,15 +67,30 @@ export function createWebhookActivities(deps: ActivityDependencies): WebhookActi
       const ctx = Context.current();
       const deadline = Date.now() + s.WEBHOOK_POLL_WAIT_SECONDS * 1000;
       await pruneNowAndThen().catch((e) => console.error(JSON.stringify({ msg: 'webhook outbox prune failed', error: (e as Error).message })));
+      const linger = s.WEBHOOK_BATCH_LINGER_MS;
+      /** When this poll first left a message to fill: it is cut at the latest a linger later, whatever the clocks say. */
+      let lingeringSince: number | null = null;
       for (;;) {
         const seen = store.notifications.generation;
-        const next = await store.nextMessage(subscriptionId, s.WEBHOOK_BATCH_MAX_EVENTS);
+        const lookedAt = Date.now();
+        const lingerMs = lingeringSince !== null && lookedAt - lingeringSince >= linger ? 0 : linger;
+        const next = await store.nextMessage(subscriptionId, s.WEBHOOK_BATCH_MAX_EVENTS, lingerMs);
         if (next.kind === 'message') return { kind: 'message', messageId: next.messageId, eventCount: next.eventCount, retry: webhookRetryTunables(s) };
         if (next.kind === 'gone' || next.kind === 'disabled') return next;
-        const remaining = deadline - Date.now();
-        if (remaining <= 0) return { kind: 'idle' };
         ctx.heartbeat();
-        await store.notifications.wait(seen, Math.min(remaining, next.unsafePending ? RECHECK_BEHIND_RUNNING_TRANSACTION_MS : RECHECK_MS), ctx.cancellationSignal);
+        if (next.lingerMs !== undefined) {
+          // Events wait for the message to fill. The linger ends the wait even past the poll's deadline (it is short),
+          // as returning idle would only start another poll that finds them again.
+          lingeringSince ??= lookedAt;
+          const until = Date.now() + next.lingerMs;
+          const notified = await store.notifications.wait(seen, next.lingerMs, ctx.cancellationSignal);
+          // New events may have filled the message: look again, but not sooner than LINGER_LOOK_EVERY_MS after the last look.
+          if (notified) await sleep(Math.min(until, lookedAt + LINGER_LOOK_EVERY_MS) - Date.now(), ctx.cancellationSignal);
+        } else {
+          const remaining = deadline - Date.now();
+          if (remaining <= 0) return { kind: 'idle' };
+          await store.notifications.wait(seen, Math.min(remaining, next.unsafePending ? RECHECK_BEHIND_RUNNING_TRANSACTION_MS : RECHECK_MS), ctx.cancellationSignal);
+        }
         if (ctx.cancellationSignal.aborted) throw new CancelledFailure('the long poll was cancelled');
       }
     },

@@ -21,17 +21,23 @@ interface Receiver {
   url: string;
   events: number;
   requests: number;
+  /** Body bytes received, and the largest body. */
+  bytes: number;
+  largestBody: number;
   close(): Promise<void>;
 }
 
 async function receiver(): Promise<Receiver> {
-  const r = { events: 0, requests: 0 };
+  const r = { events: 0, requests: 0, bytes: 0, largestBody: 0 };
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
+      const body = Buffer.concat(chunks);
       r.requests++;
-      r.events += (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { data: { events: unknown[] } }).data.events.length;
+      r.bytes += body.length;
+      r.largestBody = Math.max(r.largestBody, body.length);
+      r.events += (JSON.parse(body.toString('utf8')) as { data: { events: unknown[] } }).data.events.length;
       res.writeHead(204).end();
     });
   });
@@ -43,6 +49,12 @@ async function receiver(): Promise<Receiver> {
     },
     get requests() {
       return r.requests;
+    },
+    get bytes() {
+      return r.bytes;
+    },
+    get largestBody() {
+      return r.largestBody;
     },
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
@@ -73,7 +85,7 @@ async function main() {
   const tuning: WorkerTuning = { maxConcurrentActivities: stack.settings.WORKER_MAX_CONCURRENT_ACTIVITIES, maxConcurrentWorkflowTasks: stack.settings.WORKER_MAX_CONCURRENT_WORKFLOW_TASKS };
   const rates: Record<'none' | 'two', number[]> = { none: [], two: [] };
   const cpu: Record<'none' | 'two', Record<string, number>[]> = { none: [], two: [] };
-  const received: { events: number; requests: number; expected: number; drainSeconds: number }[] = [];
+  const received: { events: number; requests: number; bytesPerEvent: number; largestBody: number; expected: number; drainSeconds: number }[] = [];
   try {
     for (let p = 0; p < pairs; p++) {
       for (const mode of p % 2 === 0 ? (['none', 'two'] as const) : (['two', 'none'] as const)) {
@@ -93,7 +105,9 @@ async function main() {
           const expected = n + 5;
           while (receivers.some((r) => r.events < expected) && performance.now() - t0 < 120_000) await new Promise((r) => setTimeout(r, 200));
           const drainSeconds = round((performance.now() - t0) / 1000, 1);
-          for (const r of receivers) received.push({ events: r.events, requests: r.requests, expected, drainSeconds });
+          for (const r of receivers) {
+            received.push({ events: r.events, requests: r.requests, bytesPerEvent: Math.round(r.bytes / Math.max(1, r.events)), largestBody: r.largestBody, expected, drainSeconds });
+          }
           log(`endpoints: ${receivers.map((r) => `${r.events} events in ${r.requests} POSTs`).join(', ')}; the last ${drainSeconds} s after the delivery completed`);
         }
         for (const id of subs) await unsubscribe(stack, id);
@@ -107,7 +121,7 @@ async function main() {
   const two = median(rates.two);
   console.log(
     JSON.stringify(
-      { recipients: n, pairs, steadyCompletedPerSecond: rates, cpuMsPerRecipient: cpu, medianNone: none, medianTwoEndpoints: two, ratio: round(two / none, 3), endpoints: received },
+      { recipients: n, pairs, webhookBatch: { maxEvents: stack.settings.WEBHOOK_BATCH_MAX_EVENTS, lingerMs: stack.settings.WEBHOOK_BATCH_LINGER_MS }, steadyCompletedPerSecond: rates, cpuMsPerRecipient: cpu, medianNone: none, medianTwoEndpoints: two, ratio: round(two / none, 3), endpoints: received },
       null,
       1,
     ),

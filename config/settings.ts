@@ -245,8 +245,19 @@ export const settingsSchema = z.object({
   QUARANTINE_DAYS: z.coerce.number().positive().default(30),
 
   // Event webhooks (docs/webhooks.md). Read by the worker with each message, so a change applies to the next one.
-  /** Most events in one POST: an endpoint gets them one by one when quiet, in batches of up to this many under load. */
+  /**
+   * Most events in one POST. 100 keeps a message well under 100 KB (an event is about 400 bytes), the default body limit
+   * of common receiver frameworks (Express's body parsers): with the linger below, it only caps bursts above about
+   * 50 events/s per endpoint, so a larger default would buy little and break such receivers.
+   */
   WEBHOOK_BATCH_MAX_EVENTS: z.coerce.number().int().min(1).max(1_000).default(100),
+  /**
+   * How long a message is left to fill before it is cut, counted from its oldest event's write: while fewer than
+   * WEBHOOK_BATCH_MAX_EVENTS events wait and the oldest is younger than this, the endpoint's long poll waits for more.
+   * A busy stream goes out in few large messages (each costs the endpoint workflow a cycle of two activities); a
+   * quiet endpoint gets a lone event this much later at most. 0: each message is cut as soon as an event is readable.
+   */
+  WEBHOOK_BATCH_LINGER_MS: z.coerce.number().int().min(0).max(10_000).default(2_000),
   /** Time limit of one POST (the Standard Webhooks convention recommends 15 to 30 s). */
   WEBHOOK_HTTP_TIMEOUT_SECONDS: z.coerce.number().positive().max(120).default(15),
   /** First wait before a failed POST is tried again; each later wait doubles... */

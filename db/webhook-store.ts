@@ -39,8 +39,12 @@ export interface WebhookSubscriptionChanges {
 /** What an endpoint's workflow should do next. */
 export type NextWebhookMessage =
   | { kind: 'message'; messageId: string; eventCount: number }
-  /** Nothing to send; `unsafePending`: events exist but a transaction older than them is still running. */
-  | { kind: 'none'; unsafePending: boolean }
+  /**
+   * Nothing to send yet. `unsafePending`: events exist but a transaction older than them is still running.
+   * `lingerMs`: wanted events are ready but fewer than a full message, and the oldest of them is younger than the
+   * linger asked for: the message is left to fill, and is cut at the latest this many milliseconds from now.
+   */
+  | { kind: 'none'; unsafePending: boolean; lingerMs?: number }
   | { kind: 'disabled'; reason: string | null }
   | { kind: 'gone' };
 
@@ -244,8 +248,12 @@ export class WebhookStore {
    * The message the endpoint should be sent next: one not yet delivered (a stream message being retried, a replay),
    * else a new stream message cut from the next events after the cursor (up to `maxEvents` of the subscribed types,
    * in outbox order, never past a transaction still running). Idempotent: asked again, it returns the same message.
+   *
+   * With `lingerMs` > 0, fewer than `maxEvents` wanted events are cut only once the oldest of them was written at least
+   * `lingerMs` ago (by the database's clock); until then it answers `none` with the time left, so that events arriving
+   * in a burst go out as a few full messages rather than many small ones.
    */
-  async nextMessage(subscriptionId: string, maxEvents: number): Promise<NextWebhookMessage> {
+  async nextMessage(subscriptionId: string, maxEvents: number, lingerMs = 0): Promise<NextWebhookMessage> {
     for (;;) {
       const s = await this.pool.query<{ enabled: boolean; disabled_reason: string | null; event_types: string[]; cursor_txid: string; cursor_seq: number }>(
         `SELECT enabled, disabled_reason, event_types, cursor_txid::text, cursor_seq FROM webhook_subscriptions WHERE id = $1`,
@@ -265,14 +273,17 @@ export class WebhookStore {
       // Rows of a transaction at or above the oldest one still running are not final yet (a lower one may still come):
       // the scan stops at the first of them.
       // (The text form of txid is named tx: ORDER BY txid would otherwise sort by an output column named txid, as text.)
-      const scanned = await this.pool.query<{ seq: number; tx: string; wanted: boolean; safe: boolean }>(
-        `SELECT e.seq, e.txid::text AS tx, e.type = ANY ($3::text[]) AS wanted, e.txid < pg_snapshot_xmin(pg_current_snapshot()) AS safe
+      // age_ms: how long ago the event was written (migration 038), for the linger.
+      const scanned = await this.pool.query<{ seq: number; tx: string; wanted: boolean; safe: boolean; age_ms: number }>(
+        `SELECT e.seq, e.txid::text AS tx, e.type = ANY ($3::text[]) AS wanted, e.txid < pg_snapshot_xmin(pg_current_snapshot()) AS safe,
+           (extract(epoch FROM clock_timestamp() - e.created_at) * 1000)::float8 AS age_ms
          FROM webhook_events e WHERE (e.txid, e.seq) > ($1::xid8, $2::bigint) ORDER BY e.txid, e.seq LIMIT $4`,
         [sub.cursor_txid, sub.cursor_seq, sub.event_types, SCAN_ROWS],
       );
       const seqs: number[] = [];
       let last: { txid: string; seq: number } | null = null;
       let unsafePending = false;
+      let oldestAgeMs = 0;
       for (const row of scanned.rows) {
         if (!row.safe) {
           unsafePending = true;
@@ -280,11 +291,17 @@ export class WebhookStore {
         }
         last = { txid: row.tx, seq: row.seq };
         if (row.wanted) {
+          // Outbox order is not write order across transactions: the oldest is the largest age, wherever it is.
+          oldestAgeMs = Math.max(oldestAgeMs, row.age_ms);
           seqs.push(row.seq);
           if (seqs.length >= maxEvents) break;
         }
       }
       if (!last) return { kind: 'none', unsafePending };
+      if (seqs.length > 0 && seqs.length < maxEvents && oldestAgeMs < lingerMs) {
+        // Not full and still young: let it fill (the cursor is not moved either, so nothing changes meanwhile).
+        return { kind: 'none', unsafePending, lingerMs: Math.max(1, Math.ceil(lingerMs - oldestAgeMs)) };
+      }
       if (seqs.length === 0) {
         // Only events of other types: skip them and look further.
         await this.pool.query(

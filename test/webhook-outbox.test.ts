@@ -3,12 +3,17 @@
  * different lengths, some rolled back; an endpoint's reader cuts messages from its cursor (the store's nextMessage and
  * recordAttempt, as the endpoint workflow's activities use them) while a second poller cuts concurrently (a retried long
  * poll still running). Every committed event must arrive exactly once, each writer's in commit order, none behind the
- * cursor.
+ * cursor. Then the long-poll activity itself (run outside Temporal): the linger turns a burst into a few full
+ * messages, and still lets a lone event go out once its linger is over.
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Pool } from 'pg';
+import { MockActivityEnvironment } from '@temporalio/testing';
 import { createPool } from '../db/pool';
 import { createStores, type Stores } from '../db/stores';
+import { parseSettings } from '../config/settings';
+import { createWebhookActivities } from '../activities/webhook-activities';
+import type { ActivityDependencies } from '../activities/dependencies';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -136,5 +141,91 @@ describe('webhook outbox', () => {
       ['recipient.complaint', 1],
       ['recipient.complaint', 2],
     ]);
+  });
+
+  /**
+   * The endpoint workflow's long poll (awaitWebhookMessage) with the given settings, and what it hands out: each
+   * message it returns is read and acknowledged at once, as the send activity would after a 2xx.
+   */
+  function endpoint(env: Record<string, string>) {
+    const settings = parseSettings({ WEBHOOK_POLL_WAIT_SECONDS: '5', ...env });
+    const activities = createWebhookActivities({ settings, webhooks: stores.webhooks } as unknown as ActivityDependencies);
+    const mock = new MockActivityEnvironment();
+    return {
+      async poll(subscriptionId: string) {
+        const next: Awaited<ReturnType<typeof activities.awaitWebhookMessage>> = await mock.run(activities.awaitWebhookMessage, { subscriptionId });
+        if (next.kind !== 'message') return { kind: next.kind, events: [] };
+        const m = (await stores.webhooks.messageToSend(next.messageId))!;
+        await stores.webhooks.recordAttempt({ messageId: m.id, startedAt: new Date(), durationMs: 1, statusCode: 204, error: null, responseExcerpt: null, delivered: true });
+        return { kind: next.kind, events: m.events };
+      },
+    };
+  }
+
+  it('lets a message fill for the linger: a burst goes out in a few full messages, in order', async () => {
+    const id = await subscribe(['recipient.sent']);
+    const tag = `burst-${Date.now()}`;
+    const N = 250;
+    const MAX = 100;
+    const hooks = endpoint({ WEBHOOK_BATCH_MAX_EVENTS: String(MAX), WEBHOOK_BATCH_LINGER_MS: '3000' });
+    const got: { data: Record<string, unknown> }[] = [];
+    let messages = 0;
+    const polling = (async () => {
+      while (got.length < N) {
+        const next = await hooks.poll(id);
+        if (next.kind !== 'message') continue;
+        messages++;
+        got.push(...next.events.filter((e) => e.data.tag === tag));
+      }
+    })();
+    // The poll is waiting when the burst begins: 25 transactions of 10 events, 20 ms apart (well within the linger),
+    // each notifying at its commit as the triggers do, and each of which would be a message of its own without it.
+    await sleep(300);
+    for (let t = 0; t < N / 10; t++) {
+      await pool.query(
+        `WITH e AS (
+           INSERT INTO webhook_events (type, occurred_at, data)
+           SELECT 'recipient.sent', now(), jsonb_build_object('tag', $1::text, 'n', $2::int * 10 + i) FROM generate_series(0, 9) i RETURNING 1
+         ) SELECT pg_notify('webhook_events', '') FROM e`,
+        [tag, t],
+      );
+      await sleep(20);
+    }
+    await polling;
+    expect(got.map((e) => e.data.n)).toEqual(Array.from({ length: N }, (_, i) => i));
+    // 100 + 100 + 50, with room for one split on a slow host (without the linger: up to one message per transaction).
+    expect(messages).toBeLessThanOrEqual(Math.ceil(N / MAX) + 1);
+    console.log(`outbox: a burst of ${N} events in 25 transactions went out in ${messages} messages (at most ${MAX} events each)`);
+  });
+
+  it('sends a lone event once its linger is over, and an event older than the linger at once', async () => {
+    const id = await subscribe(['recipient.complaint']);
+    const tag = `lone-${Date.now()}`;
+    const LINGER = 1500;
+    const hooks = endpoint({ WEBHOOK_BATCH_LINGER_MS: String(LINGER) });
+    // As the triggers write it: the event, and a notification at commit.
+    const insert = () => pool.query(`SELECT webhook_emit('recipient.complaint', NULL, NULL, now(), $1)`, [{ tag }]);
+
+    // The poll waits; one event is committed: it goes out alone, after the linger and not much later.
+    const polled = hooks.poll(id);
+    await sleep(200);
+    const t0 = Date.now();
+    await insert();
+    const lone = await polled;
+    const waited = Date.now() - t0;
+    expect(lone.kind).toBe('message');
+    expect(lone.events.map((e) => e.data.tag)).toEqual([tag]);
+    // (The event's time is taken at its insert, after t0, by the database's clock on this same host.)
+    expect(waited).toBeGreaterThanOrEqual(LINGER - 100);
+    expect(waited).toBeLessThan(LINGER + 5_000);
+
+    // Written while nobody polled, longer ago than the linger: the next poll cuts it at once.
+    await insert();
+    await sleep(LINGER + 200);
+    const t1 = Date.now();
+    const old = await hooks.poll(id);
+    expect(old.events.map((e) => e.data.tag)).toEqual([tag]);
+    expect(Date.now() - t1).toBeLessThan(LINGER);
+    console.log(`outbox: a lone event went out ${waited} ms after its commit (linger ${LINGER} ms); an older one ${Date.now() - t1} ms after the poll began`);
   });
 });
