@@ -1,4 +1,5 @@
 /** Activities of the webhook endpoint workflow: the outbox long poll, one signed POST of a message, disabling an endpoint. */
+import { setTimeout as setTimeoutPromise } from 'node:timers/promises';
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import type { ActivityDependencies } from './dependencies';
 import type { WebhookActivities, WebhookRetryTunables } from '../workflows/contract';
@@ -30,18 +31,10 @@ export function webhookRetryTunables(s: Settings): WebhookRetryTunables {
   };
 }
 
-/** Waits `ms` (nothing when it is not positive), or less when `signal` aborts. */
+/** Waits `ms` (nothing when it is not positive), or less when `signal` aborts (the caller then sees the abort). */
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  if (ms <= 0 || signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
+  if (ms <= 0) return Promise.resolve();
+  return setTimeoutPromise(ms, undefined, { signal }).catch(() => undefined);
 }
 
 function duration(ms: number): string {

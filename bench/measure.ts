@@ -52,12 +52,9 @@ export interface CpuSnapshot {
 
 /** CPU ticks of a Postgres cluster: the postmaster, its live backends, and the backends that ended (its cutime/cstime). */
 function postgresTicks(pgDataDir: string): number {
-  try {
-    const postmaster = Number(fs.readFileSync(path.join(pgDataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
-    return procTicks(postmaster, true) + childrenOf(postmaster).reduce((a, pid) => a + procTicks(pid, false), 0);
-  } catch {
-    return 0; // no cluster
-  }
+  const [postmaster, ...children] = postgresPids(pgDataDir);
+  if (postmaster === undefined) return 0; // no cluster
+  return procTicks(postmaster, true) + children.reduce((a, pid) => a + procTicks(pid, false), 0);
 }
 
 export function cpuSnapshot(temporalPid: number | undefined, pgDataDir: string, temporalPgDataDir?: string): CpuSnapshot {
@@ -186,24 +183,24 @@ export async function runsMatching(client: Client, query: string): Promise<{ wor
 
 const MB = 1024; // /proc reports kB
 
-/** A `kB` field of /proc/<pid>/status (VmHWM: peak resident set; VmRSS: current), in kB; null when unreadable. */
-export function procStatusKb(pid: number, field: 'VmHWM' | 'VmRSS'): number | null {
+/** A `kB` field of a /proc/<pid> file, in kB; null when unreadable. */
+function procKb(pid: number, file: 'status' | 'smaps_rollup', field: string): number | null {
   try {
-    const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(fs.readFileSync(`/proc/${pid}/${file}`, 'utf8'));
     return m ? Number(m[1]) : null;
   } catch {
     return null;
   }
 }
 
+/** A `kB` field of /proc/<pid>/status (VmHWM: peak resident set; VmRSS: current), in kB; null when unreadable. */
+export function procStatusKb(pid: number, field: 'VmHWM' | 'VmRSS'): number | null {
+  return procKb(pid, 'status', field);
+}
+
 /** Proportional set size (shared pages divided among the processes sharing them), in kB; null when unreadable. */
 function pssKb(pid: number): number | null {
-  try {
-    const m = /^Pss:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
-    return m ? Number(m[1]) : null;
-  } catch {
-    return null;
-  }
+  return procKb(pid, 'smaps_rollup', 'Pss');
 }
 
 /** Resets a process's VmHWM to its current RSS (writes 5 to /proc/<pid>/clear_refs); false when not allowed. */

@@ -4,6 +4,7 @@ import { kpisFromCounts, type AttemptOutcome, type DeliveryKpis, type EfsStatus 
 import type { FailureReason, FailureType, RetryClass } from '../domain/failure';
 import type { SmtpReply } from '../domain/smtp-reply';
 import { DEFAULT_QUARANTINE_POLICY, type QuarantineEffect, type QuarantinePolicy } from '../domain/quarantine-policy';
+import { likeLiteral, SqlConditions } from './sql-conditions';
 
 export interface ClaimedRecipient {
   recipientId: number;
@@ -81,28 +82,19 @@ export interface RecipientFilter {
   failureReason?: FailureReason;
 }
 
-/** `text` matched literally by LIKE: its wildcards and the escape character escaped. */
-function likeLiteral(text: string): string {
-  return text.replace(/[\\%_]/g, (c) => `\\${c}`);
-}
-
 /**
  * The SQL conditions of `f` (each starting with AND), appending their values to `params`. The address prefix is
  * written as LIKE 'prefix%' on lower(address) so that the planner turns it into a range of
  * delivery_recipients_address_prefix_idx (lower() on both sides: the same case folding, whatever the collation).
  */
 function filterConditions(f: RecipientFilter, params: unknown[]): string {
-  const where: string[] = [];
-  const add = (sql: (p: string) => string, value: unknown) => {
-    params.push(value);
-    where.push(` AND ${sql(`$${params.length}`)}`);
-  };
-  if (f.status) add((p) => `status = ${p}`, f.status);
-  if (f.address) add((p) => `lower(address) LIKE lower(${p})`, `${likeLiteral(f.address)}%`);
-  if (f.domain) add((p) => `domain = ${p}`, f.domain);
-  if (f.failureType) add((p) => `failure_type = ${p}`, f.failureType);
-  if (f.failureReason) add((p) => `failure_reason = ${p}`, f.failureReason);
-  return where.join('');
+  const c = new SqlConditions(params);
+  if (f.status) c.add((p) => `status = ${p}`, f.status);
+  if (f.address) c.add((p) => `lower(address) LIKE lower(${p})`, `${likeLiteral(f.address)}%`);
+  if (f.domain) c.add((p) => `domain = ${p}`, f.domain);
+  if (f.failureType) c.add((p) => `failure_type = ${p}`, f.failureType);
+  if (f.failureReason) c.add((p) => `failure_reason = ${p}`, f.failureReason);
+  return c.conditions.map((w) => ` AND ${w}`).join('');
 }
 
 const RECIPIENT_COLUMNS = `recipient_id AS "recipientId", address, domain, status, exclusion_reason AS "exclusionReason",

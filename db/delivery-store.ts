@@ -4,6 +4,7 @@ import type { Pool } from 'pg';
 import { copyRecipients, type RecipientInput } from './recipient-loader';
 import { copyListIntoDelivery } from './recipient-lists';
 import { inTransaction } from './transaction';
+import { likeLiteral, SqlConditions } from './sql-conditions';
 import type { DeliveryPhase } from '../domain/delivery-lifecycle';
 import { addressDomain } from '../domain/email-address';
 
@@ -127,25 +128,18 @@ export class DeliveryStore {
    * starting there could skip deliveries created within that millisecond.
    */
   async list(opts: { limit: number; before?: { at: string; id?: string } } & DeliveryListFilter): Promise<{ rows: DeliveryRow[]; next: { before: string; beforeId: string } | null }> {
-    const params: unknown[] = [opts.limit + 1];
-    const where: string[] = [];
-    const add = (sql: (p: string) => string, value: unknown) => {
-      params.push(value);
-      where.push(sql(`$${params.length}`));
-    };
-    if (opts.before?.id) {
-      params.push(opts.before.at, opts.before.id);
-      where.push(`(created_at, id) < ($${params.length - 1}::timestamptz, $${params.length}::uuid)`);
-    } else if (opts.before) add((p) => `created_at < ${p}::timestamptz`, opts.before.at);
-    if (opts.states?.length) add((p) => `state = ANY(${p}::text[])`, opts.states);
-    if (opts.createdFrom) add((p) => `created_at >= ${p}::timestamptz`, opts.createdFrom);
-    if (opts.createdBefore) add((p) => `created_at < ${p}::timestamptz`, opts.createdBefore);
-    if (opts.text) add((p) => `(name ILIKE ${p} OR subject ILIKE ${p})`, `%${opts.text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
+    const c = new SqlConditions([opts.limit + 1]);
+    if (opts.before?.id) c.add((at, id) => `(created_at, id) < (${at}::timestamptz, ${id}::uuid)`, opts.before.at, opts.before.id);
+    else if (opts.before) c.add((at) => `created_at < ${at}::timestamptz`, opts.before.at);
+    if (opts.states?.length) c.add((p) => `state = ANY(${p}::text[])`, opts.states);
+    if (opts.createdFrom) c.add((p) => `created_at >= ${p}::timestamptz`, opts.createdFrom);
+    if (opts.createdBefore) c.add((p) => `created_at < ${p}::timestamptz`, opts.createdBefore);
+    if (opts.text) c.add((p) => `(name ILIKE ${p} OR subject ILIKE ${p})`, `%${likeLiteral(opts.text)}%`);
     const r = await this.pool.query<DeliveryRow & { cursorAt: string }>(
       `SELECT ${DELIVERY_COLUMNS}, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS "cursorAt"
-       FROM deliveries ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+       FROM deliveries ${c.conditions.length ? `WHERE ${c.conditions.join(' AND ')}` : ''}
        ORDER BY created_at DESC, id DESC LIMIT $1`,
-      params,
+      c.params,
     );
     const more = r.rows.length > opts.limit;
     const rows = r.rows.slice(0, opts.limit).map(({ cursorAt: _c, ...row }) => row);

@@ -58,8 +58,8 @@ interface Walk {
   links: string[];
 }
 
-/** Follows `next` from `first` to the end. */
-async function walk(first: string): Promise<Walk> {
+/** Follows `next` from `first` to the end, gathering each page's `key` array; at most `maxPages` pages. */
+async function walkPages(first: string, key: 'recipients' | 'deliveries', maxPages: number): Promise<Walk> {
   const rows: Record<string, unknown>[] = [];
   const links: string[] = [];
   let next: string | null = first;
@@ -67,14 +67,17 @@ async function walk(first: string): Promise<Walk> {
   while (next) {
     const res = await api('GET', next);
     expect(res.status, `${next}: ${JSON.stringify(res.json)}`).toBe(200);
-    rows.push(...res.json.recipients);
+    rows.push(...res.json[key]);
     pages++;
     next = res.json.next;
     if (next) links.push(next);
-    expect(pages, 'pages').toBeLessThan(200);
+    expect(pages, 'pages').toBeLessThan(maxPages);
   }
   return { rows, pages, links };
 }
+
+/** The log's pages from `first` to the end. */
+const walk = (first: string) => walkPages(first, 'recipients', 200);
 
 async function csvOf(query: string, apiKey?: string | null) {
   const url = `${h.apiUrl}/api/deliveries/${deliveryId}/recipients.csv${query ? `?${query}` : ''}`;
@@ -305,18 +308,8 @@ describe('deliveries list', () => {
   });
 
   async function walkDeliveries(first: string): Promise<{ ids: string[]; pages: number }> {
-    const out: string[] = [];
-    let next: string | null = first;
-    let pages = 0;
-    while (next) {
-      const res = await api('GET', next);
-      expect(res.status, `${next}: ${JSON.stringify(res.json)}`).toBe(200);
-      out.push(...res.json.deliveries.map((d: { id: string }) => d.id));
-      next = res.json.next;
-      pages++;
-      expect(pages).toBeLessThan(500);
-    }
-    return { ids: out, pages };
+    const { rows, pages } = await walkPages(first, 'deliveries', 500);
+    return { ids: rows.map((d) => d.id as string), pages };
   }
 
   async function sqlDeliveries(where: string, params: unknown[] = []): Promise<string[]> {

@@ -243,33 +243,27 @@ export class SiteBudget {
         return { kind: 'wait', retryInMs: 500 + Math.round(this.random() * 2_000), reservation: null, reason: `receiving site ${site.site} has all its ${limits.maxConnections} connections in use` };
       }
       lanes.inFlight++;
-      let released = false;
       const held = lane;
-      held.held = {
-        since: Date.now(),
-        reclaim: () => {
-          if (released) return;
-          released = true;
-          lanes.inFlight--;
-          const heldMs = Date.now() - (held.held?.since ?? Date.now());
-          held.held = null;
-          this.log({ level: 'error', msg: 'site connection permit never released: connection closed and lease freed', site: site.site, slot: held.slot, heldMs });
-          void this.retire(site.site, lanes, held);
-        },
+      const since = Date.now();
+      let released = false;
+      /** The lane back to the site, once: to the next message, or (reclaimed from a lost holder) closed. */
+      const giveBack = (reclaimed: boolean) => {
+        if (released) return;
+        released = true;
+        lanes.inFlight--;
+        held.held = null;
+        if (!reclaimed) return this.releaseLane(site.site, lanes, held);
+        this.log({ level: 'error', msg: 'site connection permit never released: connection closed and lease freed', site: site.site, slot: held.slot, heldMs: Date.now() - since });
+        void this.retire(site.site, lanes, held);
       };
+      held.held = { since, reclaim: () => giveBack(true) };
       return {
         kind: 'go',
         permit: {
           lane: held.lane,
           site,
           limits,
-          release: () => {
-            if (released) return;
-            released = true;
-            lanes.inFlight--;
-            held.held = null;
-            this.releaseLane(site.site, lanes, held);
-          },
+          release: () => giveBack(false),
         },
       };
     }
