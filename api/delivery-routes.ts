@@ -133,57 +133,20 @@ export function createDeliveryRouter(service: DeliveryService, audit: AuditRecor
         else if (Array.isArray(given)) link.set(k, q.state!.join(','));
       }
     }
-    res.json({ deliveries: rows.map(({ html: _h, text: _t, ...rest }) => rest), next: next ? `/api/deliveries?${link}` : null });
+    res.json({ deliveries: rows, next: next ? `/api/deliveries?${link}` : null });
   });
 
+  // Polled every 2 s by each open delivery page: the answer is shared by every call for the delivery within
+  // LIVE_VIEW_CACHE_MS (DeliveryService.summaries), so open pages cost no Postgres read each.
   router.get('/api/deliveries/:id', async (req, res) => {
     const id = deliveryIdParam(req);
-    const row = await service.store.get(id);
-    if (!row) throw new NotFoundError(`delivery ${id} does not exist`);
-    // Temporal unreachable: the delivery log still answers (kpisSource says so), rather than a 5xx after 20 s.
-    const { view, temporalUnavailable } = await service.liveView(id);
-    // KPIs come from the workflow's query while it runs. Once it has ended (or its history is gone) the delivery log is
-    // the truth: late bounces and relay reports still change it after the delivery workflow completed.
-    const running = view !== null && !isEndedPhase(view.phase);
-    const kpis = running && view.kpis ? view.kpis : await service.log.kpis(id);
-    res.json({
-      id: row.id,
-      name: row.name,
-      state: view?.phase ?? row.state,
-      from: { address: row.fromAddress, name: row.fromName },
-      subject: row.subject,
-      validitySeconds: row.validitySeconds,
-      contactDate: row.contactDate,
-      createdAt: row.createdAt,
-      confirmedAt: row.confirmedAt,
-      sendingStartedAt: row.sendingStartedAt,
-      completedAt: row.completedAt,
-      kpis,
-      kpisSource: running && view.kpis ? 'workflow' : 'delivery_log',
-      temporalUnavailable,
-      kpisAt: view?.kpisAtMs ? new Date(view.kpisAtMs).toISOString() : null,
-      analysis: row.analysis,
-      paused: view?.paused ?? row.state === 'paused',
-      // Who paused it and why (a person, or the safety stop with what it saw); null while it is not paused.
-      pauseReason: !view ? row.pauseReason : !view.paused ? null : view.pauseReason ? { ...view.pauseReason, at: new Date(view.pauseReason.atMs).toISOString() } : row.pauseReason,
-      waves: (view?.waves ?? []).map((w) => ({
-        index: w.index,
-        plannedStart: new Date(w.plannedStartMs).toISOString(),
-        size: w.size,
-        handedOver: w.handedOver,
-        startedAt: w.startedAtMs ? new Date(w.startedAtMs).toISOString() : null,
-        handedOverAt: w.handedOverAtMs ? new Date(w.handedOverAtMs).toISOString() : null,
-      })),
-      workflow: view
-        ? { workflowId: deliveryWorkflowId(id), batchesStarted: view.batchesStarted, handedOverUpToRecipientId: view.handedOverUpToRecipientId, validityEndsAt: view.validityEndsAtMs ? new Date(view.validityEndsAtMs).toISOString() : null }
-        : null,
-    });
+    res.type('application/json').send(await service.summaries.get(id, async () => JSON.stringify(await deliverySummary(service, id))));
   });
 
   router.get('/api/deliveries/:id/recipients', async (req, res) => {
     const id = deliveryIdParam(req);
     const { after, limit, ...filter } = pageQuerySchema.parse(req.query);
-    if (!(await service.store.get(id))) throw new NotFoundError(`delivery ${id} does not exist`);
+    if (!(await service.exists(id))) throw new NotFoundError(`delivery ${id} does not exist`);
     const rows = await service.log.page(id, { ...filter, afterRecipientId: after, limit });
     // A full page has a next one (possibly empty): one row less to read than asking for limit + 1 on every page.
     const next = rows.length === limit ? rows[rows.length - 1].recipientId : null;
@@ -196,7 +159,7 @@ export function createDeliveryRouter(service: DeliveryService, audit: AuditRecor
   router.get('/api/deliveries/:id/recipients.csv', async (req, res) => {
     const id = deliveryIdParam(req);
     const filter = exportQuerySchema.parse(req.query);
-    if (!(await service.store.get(id))) throw new NotFoundError(`delivery ${id} does not exist`);
+    if (!(await service.exists(id))) throw new NotFoundError(`delivery ${id} does not exist`);
     const name = [`delivery-${id}`, ...filterParams(filter).map(([, v]) => v.replace(/[^A-Za-z0-9._-]+/g, '_'))].join('-');
     res.status(200);
     res.setHeader('Content-Type', 'text/csv; charset=utf-8');
@@ -297,4 +260,48 @@ export function createDeliveryRouter(service: DeliveryService, audit: AuditRecor
   });
 
   return router;
+}
+
+/** The delivery's row with its live view: KPIs, waves and workflow position (`GET /api/deliveries/:id`). */
+async function deliverySummary(service: DeliveryService, id: string) {
+  const row = await service.store.get(id);
+  if (!row) throw new NotFoundError(`delivery ${id} does not exist`);
+  // Temporal unreachable: the delivery log still answers (kpisSource says so), rather than a 5xx after 20 s.
+  const { view, temporalUnavailable } = await service.liveView(id);
+  // KPIs come from the workflow's query while it runs. Once it has ended (or its history is gone) the delivery log is
+  // the truth: late bounces and relay reports still change it after the delivery workflow completed.
+  const running = view !== null && !isEndedPhase(view.phase);
+  const kpis = running && view.kpis ? view.kpis : await service.log.kpis(id);
+  return {
+    id: row.id,
+    name: row.name,
+    state: view?.phase ?? row.state,
+    from: { address: row.fromAddress, name: row.fromName },
+    subject: row.subject,
+    validitySeconds: row.validitySeconds,
+    contactDate: row.contactDate,
+    createdAt: row.createdAt,
+    confirmedAt: row.confirmedAt,
+    sendingStartedAt: row.sendingStartedAt,
+    completedAt: row.completedAt,
+    kpis,
+    kpisSource: running && view.kpis ? 'workflow' : 'delivery_log',
+    temporalUnavailable,
+    kpisAt: view?.kpisAtMs ? new Date(view.kpisAtMs).toISOString() : null,
+    analysis: row.analysis,
+    paused: view?.paused ?? row.state === 'paused',
+    // Who paused it and why (a person, or the safety stop with what it saw); null while it is not paused.
+    pauseReason: !view ? row.pauseReason : !view.paused ? null : view.pauseReason ? { ...view.pauseReason, at: new Date(view.pauseReason.atMs).toISOString() } : row.pauseReason,
+    waves: (view?.waves ?? []).map((w) => ({
+      index: w.index,
+      plannedStart: new Date(w.plannedStartMs).toISOString(),
+      size: w.size,
+      handedOver: w.handedOver,
+      startedAt: w.startedAtMs ? new Date(w.startedAtMs).toISOString() : null,
+      handedOverAt: w.handedOverAtMs ? new Date(w.handedOverAtMs).toISOString() : null,
+    })),
+    workflow: view
+      ? { workflowId: deliveryWorkflowId(id), batchesStarted: view.batchesStarted, handedOverUpToRecipientId: view.handedOverUpToRecipientId, validityEndsAt: view.validityEndsAtMs ? new Date(view.validityEndsAtMs).toISOString() : null }
+      : null,
+  };
 }

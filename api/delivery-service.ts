@@ -42,6 +42,7 @@ import { proofWorkflow } from '../workflows/proof-workflow';
 import { DeliveryIdAttribute } from '../workflows/search-attributes';
 import type { CreateDeliveryInput } from './delivery-input';
 import { ConflictError, NotFoundError } from './http-errors';
+import { SharedReads } from './shared-reads';
 
 export interface DeliveryServiceOptions {
   client: Client;
@@ -56,16 +57,28 @@ export class DeliveryService {
   readonly lists: RecipientListStore;
 
   /**
-   * Live views read in the last LIVE_VIEW_CACHE_MS, per delivery (the promise, so that concurrent reads share one
-   * query): a hundred open pages of one delivery cost its workflow one query per interval, not a hundred. A change
-   * made through this process forgets the delivery's entry at once.
+   * Live views read in the last LIVE_VIEW_CACHE_MS, per delivery: a hundred open pages of one delivery cost its workflow
+   * one query per interval, not a hundred.
    */
-  private readonly liveViews = new Map<string, { atMs: number; view: Promise<{ view: DeliveryStateView | null; temporalUnavailable: boolean }> }>();
+  private readonly liveViews: SharedReads<{ view: DeliveryStateView | null; temporalUnavailable: boolean }>;
+  /**
+   * The delivery's whole answer to `GET /api/deliveries/:id` (row, live view and KPIs, serialised), shared the same way:
+   * a polled page costs neither a Postgres read nor a serialisation per call.
+   */
+  readonly summaries: SharedReads<string>;
+  /**
+   * Deliveries known to exist. A delivery is deleted only when its workflow could not be started, right after it was
+   * stored ('created'); past that it stays, so a delivery seen in another phase is remembered and the reads of its log
+   * skip the existence query.
+   */
+  private readonly known = new Set<string>();
 
   constructor(private readonly o: DeliveryServiceOptions) {
     this.store = o.stores.deliveries;
     this.log = o.stores.log;
     this.lists = o.stores.lists;
+    this.liveViews = new SharedReads(o.settings.LIVE_VIEW_CACHE_MS);
+    this.summaries = new SharedReads(o.settings.LIVE_VIEW_CACHE_MS);
   }
 
   /**
@@ -151,24 +164,20 @@ export class DeliveryService {
    * (a restart, an outage), so that a read can fall back to the delivery log at once instead of failing after the
    * client's default 20-second deadline.
    */
-  liveView(id: string): Promise<{ view: DeliveryStateView | null; temporalUnavailable: boolean }> {
-    const ttl = this.o.settings.LIVE_VIEW_CACHE_MS;
-    if (ttl <= 0) return this.queryLiveView(id);
-    const now = Date.now();
-    const hit = this.liveViews.get(id);
-    if (hit && now - hit.atMs < ttl) return hit.view;
-    if (this.liveViews.size >= 10_000) {
-      for (const [key, entry] of this.liveViews) if (now - entry.atMs >= ttl) this.liveViews.delete(key);
-      if (this.liveViews.size >= 10_000) this.liveViews.clear();
+  /** Whether the delivery exists (its log routes answer 404 otherwise). */
+  async exists(id: string): Promise<boolean> {
+    if (this.known.has(id)) return true;
+    const phase = await this.store.phase(id);
+    if (phase === null) return false;
+    if (phase !== 'created') {
+      if (this.known.size >= 100_000) this.known.clear();
+      this.known.add(id);
     }
-    const view = this.queryLiveView(id);
-    const entry = { atMs: now, view };
-    this.liveViews.set(id, entry);
-    // A failed read is not shared with later callers.
-    view.catch(() => {
-      if (this.liveViews.get(id) === entry) this.liveViews.delete(id);
-    });
-    return view;
+    return true;
+  }
+
+  liveView(id: string): Promise<{ view: DeliveryStateView | null; temporalUnavailable: boolean }> {
+    return this.liveViews.get(id, () => this.queryLiveView(id));
   }
 
   private async queryLiveView(id: string): Promise<{ view: DeliveryStateView | null; temporalUnavailable: boolean }> {
@@ -194,7 +203,8 @@ export class DeliveryService {
       throw e;
     } finally {
       // The next read shows what the update did (or why it was refused), not a view read before it.
-      this.liveViews.delete(id);
+      this.liveViews.forget(id);
+      this.summaries.forget(id);
     }
   }
 

@@ -6,6 +6,7 @@
  * length: without load, with the load generator running, without load again. Comparing the loaded window with the
  * mean of the two quiet ones around it cancels most of the drift of a shared machine (and the slow changes of the
  * delivery's own rate). The API runs as its own process, as in the production layout; the load generator too.
+ * API_LOAD_PROFILE_DIR=<dir> in the environment writes a CPU profile of the API process there (node --cpu-prof).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
@@ -14,7 +15,7 @@ import { formatPayloadKeys } from '../runtime/codec-keys';
 import { freePort } from '../stack/ports';
 import { BENCH_FROM, BENCH_TEMPLATE, uploadList } from './analysis-bench';
 import { cleanPopulation } from './population';
-import { round, sleep } from './measure';
+import { childrenOf, postgresCpuSeconds, processCpuSeconds, round, sleep } from './measure';
 import { BENCH_SECRETS, type BenchStack, type WorkerTuning } from './stack';
 
 export interface ApiLoadResult {
@@ -28,10 +29,44 @@ export interface ApiLoadResult {
   sendRate: { quietBefore: number; loaded: number; quietAfter: number };
   /** 1 − loaded ÷ mean(quiet windows): the share of the sending rate the read load took. */
   sendRateDrop: number;
+  /** CPU ms the API process spent per read served during the loaded window. */
+  apiCpuMsPerRead: number;
+  /**
+   * What one read of each kind costs, measured after the windows (sending cancelled, so Postgres is otherwise idle):
+   * sequential reads of each path, the API process's and Postgres's CPU over the count, and the mean latency.
+   */
+  costPerRead: { path: string; reads: number; apiCpuMs: number; postgresCpuMs: number; meanMs: number }[];
 }
 
 const ROOT = path.join(__dirname, '..');
 const TSX = path.join(ROOT, 'node_modules', '.bin', 'tsx');
+
+/** CPU seconds of the API process: the tsx launcher and the node process it runs the API in. */
+function apiCpuSeconds(pid: number): number {
+  return [pid, ...childrenOf(pid)].reduce((a, p) => a + processCpuSeconds(p), 0);
+}
+
+/** Sequential reads of each path (one kind per group: single recipients share one line), with the CPU they cost. */
+async function costPerRead(stack: BenchStack, apiPid: number, baseUrl: string, apiKey: string, groups: { label: string; paths: string[] }[], reads: number): Promise<ApiLoadResult['costPerRead']> {
+  const out: ApiLoadResult['costPerRead'] = [];
+  for (const g of groups) {
+    const get = (i: number) => fetch(`${baseUrl}${g.paths[i % g.paths.length]}`, { headers: { authorization: `Bearer ${apiKey}` } }).then((r) => r.arrayBuffer());
+    for (let i = 0; i < 20; i++) await get(i); // warm: connections, JIT, caches of the first read
+    const api0 = apiCpuSeconds(apiPid);
+    const pg0 = postgresCpuSeconds(stack.pgDataDir);
+    const t0 = performance.now();
+    for (let i = 0; i < reads; i++) await get(i);
+    const wallMs = performance.now() - t0;
+    out.push({
+      path: g.label,
+      reads,
+      apiCpuMs: round(((apiCpuSeconds(apiPid) - api0) * 1000) / reads, 2),
+      postgresCpuMs: round(((postgresCpuSeconds(stack.pgDataDir) - pg0) * 1000) / reads, 2),
+      meanMs: round(wallMs / reads, 2),
+    });
+  }
+  return out;
+}
 
 async function finalCount(stack: BenchStack, deliveryId: string): Promise<number> {
   const r = await stack.probe.query<{ n: number }>(`SELECT count(*)::int AS n FROM delivery_recipients WHERE delivery_id = $1 AND status IN ('sent', 'failed')`, [deliveryId]);
@@ -42,7 +77,7 @@ async function finalCount(stack: BenchStack, deliveryId: string): Promise<number
 async function startApiProcess(stack: BenchStack, log: (m: string) => void): Promise<{ url: string; child: ChildProcess }> {
   const port = await freePort();
   const s = stack.settings;
-  const child = spawn(TSX, [path.join(ROOT, 'api', 'main.ts')], {
+  const child = spawn(TSX, [...(process.env.API_LOAD_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.API_LOAD_PROFILE_DIR}`] : []), path.join(ROOT, 'api', 'main.ts')], {
     cwd: ROOT,
     env: {
       ...process.env,
@@ -137,12 +172,25 @@ export async function runApiLoadBench(
     };
     const before = await windowRate();
     log(`api-load: quiet window ${before.rate}/s`);
+    const apiCpu0 = apiCpuSeconds(api.child.pid!);
     const loaded = await windowRate(runLoadClient({ baseUrl: api.url, apiKey, paths, ratePerSecond: opts.ratePerSecond, seconds: w, connections: 20 }));
-    log(`api-load: loaded window ${loaded.rate}/s; p99 ${loaded.load!.latencyMs.p99} ms over ${loaded.load!.requests} requests`);
+    const apiCpuMsPerRead = round(((apiCpuSeconds(api.child.pid!) - apiCpu0) * 1000) / Math.max(1, loaded.load!.requests), 2);
+    log(`api-load: loaded window ${loaded.rate}/s; p99 ${loaded.load!.latencyMs.p99} ms over ${loaded.load!.requests} requests; API CPU ${apiCpuMsPerRead} ms per read`);
     const after = await windowRate();
     log(`api-load: quiet window ${after.rate}/s`);
     if ((await finalCount(stack, id)) >= n) log('api-load: WARNING the delivery completed during the windows; use more recipients');
     await stack.service.cancel(id, 'bench api-load done').catch(() => undefined);
+    // Let the cancelled delivery's last attempts finish so that Postgres works only for the reads measured below.
+    await sleep(5_000);
+    const groups = [
+      { label: 'GET /api/deliveries/:id', paths: [`/api/deliveries/${id}`] },
+      { label: 'GET /api/deliveries/:id/recipients?limit=50', paths: [`/api/deliveries/${id}/recipients?limit=50`] },
+      { label: 'GET /api/deliveries/:id/recipients/:rid', paths: recipientIds.map((rid) => `/api/deliveries/${id}/recipients/${rid}`) },
+      { label: 'GET /api/deliveries?limit=20', paths: [`/api/deliveries?limit=20`] },
+      { label: 'GET /api/lists', paths: [`/api/lists`] },
+    ];
+    const costs = await costPerRead(stack, api.child.pid!, api.url, apiKey, groups, 300);
+    for (const c of costs) log(`api-load: ${c.path}: API ${c.apiCpuMs} ms + Postgres ${c.postgresCpuMs} ms of CPU per read, ${c.meanMs} ms each`);
     const quiet = (before.rate + after.rate) / 2;
     return {
       recipients: n,
@@ -152,6 +200,8 @@ export async function runApiLoadBench(
       load: loaded.load!,
       sendRate: { quietBefore: before.rate, loaded: loaded.rate, quietAfter: after.rate },
       sendRateDrop: round(quiet > 0 ? 1 - loaded.rate / quiet : NaN, 3),
+      apiCpuMsPerRead,
+      costPerRead: costs,
     };
   } finally {
     api.child.kill('SIGTERM');

@@ -26,6 +26,11 @@ function procTicks(pid: number, withReapedChildren: boolean): number {
   }
 }
 
+/** CPU seconds used so far by one process (user + system), its reaped children included or not. */
+export function processCpuSeconds(pid: number, withReapedChildren = false): number {
+  return procTicks(pid, withReapedChildren) / CLOCK_TICKS;
+}
+
 export function childrenOf(ppid: number): number[] {
   const out: number[] = [];
   for (const name of fs.readdirSync('/proc')) {
@@ -48,6 +53,11 @@ export interface CpuSnapshot {
   postgres: number;
   /** Temporal's own Postgres (cluster layout only; the dev server keeps its SQLite file inside its process). */
   temporalPostgres?: number;
+}
+
+/** CPU seconds used so far by a Postgres cluster (postmaster, live backends, backends that ended). */
+export function postgresCpuSeconds(pgDataDir: string): number {
+  return postgresTicks(pgDataDir) / CLOCK_TICKS;
 }
 
 /** CPU ticks of a Postgres cluster: the postmaster, its live backends, and the backends that ended (its cutime/cstime). */

@@ -179,6 +179,8 @@ export function printReport(r: Results): void {
       ['latency p50 / p90 / p99 / max', `${load.load.latencyMs.p50} / ${load.load.latencyMs.p90} / ${load.load.latencyMs.p99} / ${load.load.latencyMs.max} ms`],
       ['send rate quiet / loaded / quiet', `${load.sendRate.quietBefore} / ${load.sendRate.loaded} / ${load.sendRate.quietAfter} recipients/s`],
       ['send rate drop under load', `${fmt(load.sendRateDrop * 100)} %`],
+      ['API CPU per read (loaded window)', `${load.apiCpuMsPerRead} ms`],
+      ...load.costPerRead.map((c): [string, string] => [`  ${c.path}`, `API ${c.apiCpuMs} + Postgres ${c.postgresCpuMs} ms CPU, ${c.meanMs} ms per read (${c.reads} in a row)`]),
     );
   }
   if (r.totalSeconds !== undefined) rows.push(['Total', ''], ['bench run', fmt(r.totalSeconds, ' s')]);

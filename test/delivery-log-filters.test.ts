@@ -342,6 +342,17 @@ describe('deliveries list', () => {
     expect(new Set(got.ids)).toEqual(new Set(ids.slice(0, 5)));
   });
 
+  it('lists each delivery with the fields of its own answer but not its content (HTML and text are not read)', async () => {
+    const res = await api('GET', `/api/deliveries?limit=1&q=${marker}`);
+    expect(res.status).toBe(200);
+    const listed = res.json.deliveries[0] as Record<string, unknown>;
+    expect(listed).not.toHaveProperty('html');
+    expect(listed).not.toHaveProperty('text');
+    for (const k of ['id', 'name', 'subject', 'state', 'fromAddress', 'contactDate', 'createdAt', 'analysis', 'options']) expect(listed).toHaveProperty(k);
+    const one = await api('GET', `/api/deliveries/${listed.id}`);
+    expect(listed.name).toBe(one.json.name);
+  });
+
   it('refuses bad values with a 400 naming the field', async () => {
     for (const [q, field] of [
       ['state=sending,lost', 'state'],
