@@ -4,7 +4,7 @@
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { api, issuePath } from './api.js';
 import { ErrorNote, Loading, html, link } from './components.js';
-import { FAILURE_REASONS, FAILURE_TYPES, INBOUND_RULE_KINDS, RETRY_CLASSES, dateSeconds, num, words } from './format.js';
+import { FAILURE_REASONS, FAILURE_TYPES, INBOUND_RULE_KINDS, RETRY_CLASSES, date, dateSeconds, num, words } from './format.js';
 
 const options = (o) => Object.entries(o).map(([value, label]) => ({ value, label }));
 /** An empty text box is "any": the API's null. */
@@ -26,12 +26,12 @@ const TABLES = {
       { name: 'code', label: 'Reply code', hint: '550, 5xx, 4xx, or 0 for no reply; empty: any', input: 'text' },
       { name: 'enhancedCode', label: 'Enhanced code', hint: '5.1.1, or a prefix such as 5.7.; empty: any', input: 'text' },
       { name: 'domain', label: 'Recipient domain pattern', hint: 'RE2 syntax, case-insensitive; empty: any domain', input: 'text', code: true },
+      { name: 'sampleDomain', label: 'Sample recipient domain', hint: 'needed with a domain pattern', input: 'text' },
       { name: 'pattern', label: 'Pattern on the reply text', hint: 'RE2 syntax (no look-around, no back-references), case-insensitive, on the text without its codes; empty: any', input: 'textarea', wide: true, code: true },
       { name: 'type', label: 'Failure type', input: 'select', options: options(FAILURE_TYPES) },
       { name: 'reason', label: 'Failure reason', input: 'select', options: options(FAILURE_REASONS) },
       { name: 'retryClass', label: 'Retry class', hint: 'hard and ignored failures are never retried: none', input: 'select', options: options(RETRY_CLASSES) },
       { name: 'sample', label: 'Sample reply', hint: 'the real reply this rule is for, codes included; the rule must match it', input: 'textarea', wide: true, required: true, code: true },
-      { name: 'sampleDomain', label: 'Sample recipient domain', hint: 'needed with a domain pattern', input: 'text' },
       { name: 'note', label: 'Note', hint: 'why this qualification', input: 'textarea', wide: true, required: true },
       { name: 'enabled', label: 'Enabled', input: 'checkbox' },
     ],
@@ -296,11 +296,11 @@ function TryReply({ onShow }) {
     <h2 id="try-h">Try a reply</h2>
     <form class="try-form" aria-labelledby="try-h" onSubmit=${submit}>
       <div class="field wide"><label for="try-reply">SMTP reply</label>
-        <textarea id="try-reply" name="reply" class="code" rows="3" required spellcheck="false" aria-describedby="try-reply-hint"
+        <textarea id="try-reply" name="reply" class="code" rows="2" required spellcheck="false" aria-describedby="try-reply-hint"
           placeholder="550 5.1.1 <ada@example.com>: Recipient address rejected: User unknown"></textarea>
         <span class="hint" id="try-reply-hint">code, enhanced code and text, as the server wrote it; a multi-line reply keeps its lines</span></div>
       <div class="field"><label for="try-domain">Recipient domain (optional)</label><input id="try-domain" name="domain" type="text" autocomplete="off" placeholder="example.com" /></div>
-      <div class="field"><button type="submit" disabled=${busy}>${busy ? 'Trying…' : 'Try the reply'}</button></div>
+      <div class="field action"><button type="submit" disabled=${busy}>${busy ? 'Trying…' : 'Try the reply'}</button></div>
     </form>
     <${ErrorNote} error=${error} />
     ${answer && html`<dl class="facts try-result" aria-label="Result of the try" data-testid="try-result">
@@ -363,7 +363,7 @@ function TryMessage({ onShow }) {
             <div class="field wide"><label for="try-body">Body</label><textarea id="try-body" name="body" class="code" rows="5" required spellcheck="false"
               placeholder=${'<ada@example.com>:\nSorry, no mailbox here by that name. (#5.1.1)'}></textarea></div>`
         : html`<div class="field wide"><label for="try-raw">Raw message</label><textarea id="try-raw" name="raw" class="code" rows="10" required spellcheck="false"></textarea></div>`}
-      <div class="field"><button type="submit" disabled=${busy}>${busy ? 'Trying…' : 'Try the message'}</button></div>
+      <div class="field action"><button type="submit" disabled=${busy}>${busy ? 'Trying…' : 'Try the message'}</button></div>
     </form>
     <${ErrorNote} error=${error} />
     ${answer && html`<div class="try-result" data-testid="try-result">
@@ -466,7 +466,7 @@ export function RulesPage({ table, isAdmin }) {
           <div class="table-wrap"><table class="data rules" aria-label=${t.title}>
             <thead><tr>
               <th scope="col" class="n">Priority</th><th scope="col">Rule</th>${table === 'inbound' && html`<th scope="col">Kind</th>`}
-              <th scope="col">Conditions</th><th scope="col">Qualification</th><th scope="col">State</th><th scope="col">Origin</th><th scope="col">Note and sample</th>
+              <th scope="col">Conditions</th><th scope="col">Qualification</th><th scope="col">State</th><th scope="col">Origin</th><th scope="col">Note</th>
               ${isAdmin && html`<th scope="col"><span class="visually-hidden">Actions</span></th>`}
             </tr></thead>
             <tbody>
@@ -478,14 +478,14 @@ export function RulesPage({ table, isAdmin }) {
                 <td class="conditions"><ul>${t.conditions(r).map(([name, value, isPattern]) => html`<li><span class="muted">${name}</span> ${isPattern ? html`<${Pattern} text=${value} />` : html`<code>${value}</code>`}</li>`)}</ul></td>
                 <td><${Qualification} type=${r.type} reason=${r.reason} retryClass=${r.retryClass} /></td>
                 <td>${r.enabled ? html`<span class="badge status-sent">Enabled</span>` : html`<span class="badge status-failed">Disabled</span>`}</td>
-                <td>${r.origin === 'api' ? 'Custom' : 'Seed'}<div class="muted small">${dateSeconds(r.updatedAt)}</div></td>
-                <td class="small"><details><summary>Note and sample</summary><p>${r.note}</p>
+                <td>${r.origin === 'api' ? 'Custom' : 'Seed'}<div class="muted small nowrap">${date(r.updatedAt)}</div></td>
+                <td class="small"><details><summary>Read<span class="visually-hidden"> the note and sample of ${r.id}</span></summary><p>${r.note}</p>
                   <pre class="sample">${typeof r.sample === 'string' ? r.sample : Object.entries(r.sample).map(([k, v]) => `${k}: ${v}`).join('\n')}</pre>
                   ${r.sampleDomain && html`<p>to ${r.sampleDomain}</p>`}</details></td>
                 ${isAdmin && html`<td><div class="rule-actions">
-                  <button type="button" class="secondary" aria-label=${`Edit rule ${r.id}`} onClick=${() => { setOutcome(null); setEditing({ rule: r }); }}>Edit</button>
-                  <button type="button" class="secondary" aria-label=${`${r.enabled ? 'Disable' : 'Enable'} rule ${r.id}`} onClick=${() => toggle(r)}>${r.enabled ? 'Disable' : 'Enable'}</button>
-                  <button type="button" class="danger" aria-label=${`Delete rule ${r.id}`} onClick=${() => remove(r)}>Delete</button>
+                  <button type="button" class="secondary small" aria-label=${`Edit rule ${r.id}`} onClick=${() => { setOutcome(null); setEditing({ rule: r }); }}>Edit</button>
+                  <button type="button" class="secondary small" aria-label=${`${r.enabled ? 'Disable' : 'Enable'} rule ${r.id}`} onClick=${() => toggle(r)}>${r.enabled ? 'Disable' : 'Enable'}</button>
+                  <button type="button" class="danger small" aria-label=${`Delete rule ${r.id}`} onClick=${() => remove(r)}>Delete</button>
                 </div></td>`}
               </tr>`)}
             </tbody></table></div>`}
