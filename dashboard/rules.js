@@ -397,6 +397,13 @@ export function RulesPage({ table, isAdmin }) {
   const [editing, setEditing] = useState(null);
   const [outcome, setOutcome] = useState(null);
   const [reload, setReload] = useState(0);
+  const addButton = useRef(null);
+  const wasEditing = useRef(false);
+  // Once the form closes (saved, cancelled), the keyboard goes back to where it was opened from, not to the page's top.
+  useEffect(() => {
+    if (wasEditing.current && !editing) addButton.current?.focus();
+    wasEditing.current = Boolean(editing);
+  }, [editing]);
   useEffect(() => {
     let gone = false;
     api('GET', t.base).then((b) => !gone && setList(b), (e) => !gone && setError(e));
@@ -450,7 +457,7 @@ export function RulesPage({ table, isAdmin }) {
 
     <section aria-labelledby="rules-h">
       <h2 id="rules-h">Rules</h2>
-      ${isAdmin && !editing && html`<p><button type="button" onClick=${() => { setOutcome(null); setEditing({}); }}>Add a rule</button></p>`}
+      ${isAdmin && !editing && html`<p><button type="button" ref=${addButton} onClick=${() => { setOutcome(null); setEditing({}); }}>Add a rule</button></p>`}
       ${isAdmin && editing && html`<${RuleForm} key=${editing.rule?.id ?? 'new'} t=${t} editing=${editing} existingIds=${ids} onSaved=${saved} onCancel=${() => setEditing(null)} />`}
       <p role="status" class=${outcome ? (outcome.ok ? 'ok' : 'error') : ''} data-testid="rule-outcome">${outcome?.text ?? ''}</p>
       <form class="filters" role="search" aria-label="Filter the rules" onSubmit=${(e) => e.preventDefault()}>
