@@ -23,8 +23,16 @@ export class ApiError extends Error {
 
 function describe(status, body) {
   if (!body || typeof body !== 'object') return `the API answered ${status}`;
-  const issues = Array.isArray(body.issues) ? body.issues.map((i) => `${(i.path || []).join('.') || 'input'}: ${i.message}`) : [];
+  // A rule's 400 already lists its issues in `error`: repeat none of them.
+  const issues = Array.isArray(body.issues)
+    ? body.issues.filter((i) => !String(body.error || '').includes(i.message)).map((i) => `${issuePath(i) || 'input'}: ${i.message}`)
+    : [];
   return [body.error || `the API answered ${status}`, ...issues].join(' — ');
+}
+
+/** An issue's field: the API answers a dotted string ("sample.body"); an array is joined the same way. */
+export function issuePath(issue) {
+  return Array.isArray(issue.path) ? issue.path.join('.') : String(issue.path ?? '');
 }
 
 export async function api(method, path, body) {

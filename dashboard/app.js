@@ -11,6 +11,7 @@ import { AddressesPage } from './addresses.js';
 import { MxSitesPage } from './sites.js';
 import { KeysPage } from './keys.js';
 import { WebhookPage, WebhooksPage } from './webhooks.js';
+import { RulesPage } from './rules.js';
 
 /** `#/deliveries/<id>/recipients/<n>` → the page and its parameters. */
 function route(hash) {
@@ -25,6 +26,7 @@ function route(hash) {
   if (path === '/mx-sites') return { page: 'mx-sites' };
   if (path === '/keys') return { page: 'keys' };
   if (path === '/webhooks') return { page: 'webhooks' };
+  if ((m = path.match(/^\/rules(?:\/(qualification|inbound))?$/))) return { page: 'rules', table: m[1] || 'qualification' };
   if ((m = path.match(/^\/webhooks\/([0-9a-f-]{36})$/i))) return { page: 'webhook', id: m[1] };
   return { page: 'not-found', path };
 }
@@ -49,6 +51,7 @@ const TITLES = {
   keys: 'API keys',
   webhooks: 'Webhooks',
   webhook: 'Webhook',
+  rules: 'Rules',
   'not-found': 'Not found',
 };
 
@@ -90,10 +93,11 @@ function Shell({ session, onSignOut }) {
   const isAdmin = session.key.scopes.includes('admin');
   const canSend = isAdmin || session.key.scopes.includes('send');
   useEffect(() => {
-    document.title = `${TITLES[r.page]} · email delivery dashboard`;
+    const title = r.page === 'rules' ? (r.table === 'inbound' ? 'Inbound rules' : 'Qualification rules') : TITLES[r.page];
+    document.title = `${title} · email delivery dashboard`;
     // After a navigation, a screen reader starts from the new page's heading, and the keyboard from the top.
     document.querySelector('main h1')?.focus();
-  }, [r.page, r.id, r.rid]);
+  }, [r.page, r.id, r.rid, r.table]);
   // Pages are keyed by what they show: another delivery is a fresh page (no outcome or form state carried over).
   let page;
   if (r.page === 'deliveries') page = html`<${DeliveriesPage} query=${r.query} />`;
@@ -104,6 +108,7 @@ function Shell({ session, onSignOut }) {
   else if (r.page === 'mx-sites') page = html`<${MxSitesPage} isAdmin=${isAdmin} />`;
   else if (r.page === 'webhooks') page = html`<${WebhooksPage} isAdmin=${isAdmin} />`;
   else if (r.page === 'webhook') page = html`<${WebhookPage} key=${r.id} id=${r.id} isAdmin=${isAdmin} />`;
+  else if (r.page === 'rules') page = html`<${RulesPage} key=${r.table} table=${r.table} isAdmin=${isAdmin} />`;
   else if (r.page === 'keys') page = html`<${KeysPage} isAdmin=${isAdmin} ownKeyId=${session.key.id} />`;
   else page = html`<h1 tabindex="-1">Not found</h1><p>Nothing is at ${r.path}. <a href=${link('/deliveries')}>Deliveries</a></p>`;
   return html`<a class="skip" href="#main" onClick=${(e) => { e.preventDefault(); document.getElementById('main')?.focus(); }}>Skip to content</a>
@@ -114,6 +119,7 @@ function Shell({ session, onSignOut }) {
           ['deliveries', '/deliveries', 'Deliveries'],
           ['addresses', '/addresses', 'Quarantine and denylist'],
           ['mx-sites', '/mx-sites', 'MX sites'],
+          ['rules', '/rules/qualification', 'Rules'],
           ['webhooks', '/webhooks', 'Webhooks'],
           ...(isAdmin ? [['keys', '/keys', 'API keys']] : []),
         ].map(([p, hash, label]) => html`<a href=${link(hash)} aria-current=${r.page === p ? 'page' : undefined}>${label}</a>`)}

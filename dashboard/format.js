@@ -42,6 +42,19 @@ export const FAILURE_REASONS = Object.fromEntries(
   ),
 );
 
+/** Whether and how a failed message is tried again (domain/failure.ts RETRY_CLASSES; test/dashboard-rules.test.ts keeps them equal). */
+export const RETRY_CLASSES = {
+  none: 'None: final for this message',
+  greylisting: 'Greylisting',
+  throttling: 'Throttling',
+  mailbox_full: 'Mailbox full',
+  unreachable: 'Unreachable',
+  transient: 'Transient',
+};
+
+/** What an inbound rule makes of a message (domain/bounce-rules/inbound-rule.ts INBOUND_RULE_KINDS). */
+export const INBOUND_RULE_KINDS = { bounce: 'Bounce', delayed: 'Delay warning', auto_reply: 'Auto-reply' };
+
 /** snake_case machine words (failure reasons, exclusion reasons) as words. */
 export const words = (s) => (s ? String(s).replace(/_/g, ' ') : '—');
 

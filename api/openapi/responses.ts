@@ -220,7 +220,11 @@ export const qualificationTestResponse = z.object({
   rulesEvaluated: z.number().int(),
   evaluationMs: z.number(),
 });
-export const inboundTestResponse = z.object({ classification: z.looseObject({}), rulesEvaluated: z.number().int() });
+export const inboundTestResponse = z.object({
+  classification: z.looseObject({}),
+  rulesEvaluated: z.number().int(),
+  evaluationMs: z.number().describe('time spent parsing and classifying the message, in milliseconds'),
+});
 export const mxSiteTestResponse = z.looseObject({ domain: z.string(), matchedBy: z.enum(['domain', 'mx_host', 'default']), rule: z.looseObject({ id: z.string() }), site: z.string().nullable() });
 export const mxReplyTestResponse = z.looseObject({ matched: z.boolean(), ruleId: z.string().nullable(), action: z.string().nullable() });
 export const mxSitesResponse = z.object({ sites: z.array(z.looseObject({ site: z.string(), state: z.string() })) });
