@@ -70,6 +70,11 @@ export class MessageContext {
     return message;
   }
 
+  /** The attempt that used the built message has ended: drop its bytes now rather than when RECENT_MAX pushes them out. */
+  forget(deliveryId: string, recipientId: number): void {
+    this.recent.delete(`${deliveryId}:${recipientId}`);
+  }
+
   private async buildFresh(deliveryId: string, recipientId: number): Promise<RecipientMessage> {
     const [d, rec] = await Promise.all([this.delivery(deliveryId), this.stores.log.messageRecipient(deliveryId, recipientId)]);
     if (!rec) throw new Error(`recipient ${recipientId} of delivery ${deliveryId} does not exist`);

@@ -42,7 +42,7 @@ const ROOT = path.join(__dirname, '..');
 const TSX = path.join(ROOT, 'node_modules', '.bin', 'tsx');
 
 /** CPU seconds of the API process: the tsx launcher and the node process it runs the API in. */
-function apiCpuSeconds(pid: number): number {
+export function apiCpuSeconds(pid: number): number {
   return [pid, ...childrenOf(pid)].reduce((a, p) => a + processCpuSeconds(p), 0);
 }
 
@@ -68,13 +68,13 @@ async function costPerRead(stack: BenchStack, apiPid: number, baseUrl: string, a
   return out;
 }
 
-async function finalCount(stack: BenchStack, deliveryId: string): Promise<number> {
+export async function finalCount(stack: BenchStack, deliveryId: string): Promise<number> {
   const r = await stack.probe.query<{ n: number }>(`SELECT count(*)::int AS n FROM delivery_recipients WHERE delivery_id = $1 AND status IN ('sent', 'failed')`, [deliveryId]);
   return r.rows[0].n;
 }
 
 /** The API process of the production layout (api/main.ts), on the bench's Temporal and Postgres with the bench's secrets. */
-async function startApiProcess(stack: BenchStack, log: (m: string) => void): Promise<{ url: string; child: ChildProcess }> {
+export async function startApiProcess(stack: BenchStack, log: (m: string) => void): Promise<{ url: string; child: ChildProcess }> {
   const port = await freePort();
   const s = stack.settings;
   const child = spawn(TSX, [...(process.env.API_LOAD_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.API_LOAD_PROFILE_DIR}`] : []), path.join(ROOT, 'api', 'main.ts')], {

@@ -4,6 +4,7 @@ import type { FanoutResult } from './fanout-bench';
 import type { ExperimentResult } from './analysis-experiments';
 import type { WorkerTuning } from './stack';
 import type { ApiLoadResult } from './api-load-bench';
+import type { DashboardPagesResult } from './dashboard-pages-bench';
 import type { BareSendResult } from './bare-send';
 import type { PostgresMemory, Spread } from './measure';
 
@@ -16,6 +17,7 @@ interface Results {
   directStart?: { childBatches: { completedPerSecond: number; cpuMsPerRecipient: Record<string, number>; coresBusy: number }; direct: { recipients: number; completedPerSecond: number; cpuMsPerRecipient: Record<string, number>; coresBusy: number } };
   fanout?: FanoutResult;
   apiLoad?: ApiLoadResult;
+  dashboardPages?: DashboardPagesResult;
   ceiling?: { children: number; completeSeconds: number; completedPerSecond: number; cpuMsPerChild: Record<string, number>; coresBusy: number; fanoutShare?: number };
   bare?: BareSendResult;
   ratios?: { engineOverCeiling?: number; engineOverBare?: number };
@@ -181,6 +183,17 @@ export function printReport(r: Results): void {
       ['send rate drop under load', `${fmt(load.sendRateDrop * 100)} %`],
       ['API CPU per read (loaded window)', `${load.apiCpuMsPerRead} ms`],
       ...load.costPerRead.map((c): [string, string] => [`  ${c.path}`, `API ${c.apiCpuMs} + Postgres ${c.postgresCpuMs} ms CPU, ${c.meanMs} ms per read (${c.reads} in a row)`]),
+    );
+  }
+  const pages = r.dashboardPages;
+  if (pages) {
+    rows.push([`Dashboard on a ${pages.recipients.toLocaleString('en')}-recipient delivery (headless Chromium, read key)`, '']);
+    rows.push(
+      ['delivery page usable (first load cold, then warm)', `${pages.deliveryPageMs.join(' / ')} ms, median ${pages.deliveryPageMedianMs} ms`],
+      ['log first page usable (first load cold, then warm)', `${pages.logFirstPageMs.join(' / ')} ms, median ${pages.logFirstPageMedianMs} ms`],
+      [`send rate quiet / ${pages.openPages} pages open / quiet (${pages.windowSeconds} s each)`, `${pages.sendRate.quietBefore} / ${pages.sendRate.loaded} / ${pages.sendRate.quietAfter} recipients/s`],
+      ['send rate drop with the pages open', `${fmt(pages.sendRateDrop * 100)} %`],
+      ['extra CPU with the pages open', `API ${pages.extraCpuMsPerSecond.api} ms/s, Postgres ${pages.extraCpuMsPerSecond.postgres} ms/s`],
     );
   }
   if (r.totalSeconds !== undefined) rows.push(['Total', ''], ['bench run', fmt(r.totalSeconds, ' s')]);

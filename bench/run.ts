@@ -14,16 +14,20 @@
  *   npm run bench -- --only bare --fanout-recipients 2000                          # the bare send path alone: built and
  *                                                   # DKIM-signed like the engine's, nodemailer pool → sandbox MX, no workflow
  *   npm run bench -- --only apiload                 # 200 authenticated reads/s against the API while 10,000 recipients send
+ *   npm run bench -- --only pages                   # the dashboard on a 100,000-recipient delivery: page load times in
+ *                                                   # Chromium, and the send rate with 20 delivery pages open
  *   npm run bench -- --layout cluster --only fanout,ceiling --fanout-recipients 2000  # the same on the production layout's
  *                                                   # Temporal server on Postgres (stack/cluster/, docker-compose.yml)
  *
  * Other flags: --analysis-timeout S (180: how long to wait for the analysis activity), --statement-timeout S (120: per
  * statement of the direct profiling runs), --max-minutes M (time limit of a fan-out), --apiload-recipients N (10,000), --apiload-rate R (200 reads/s),
- * --apiload-window S (60: each of the quiet, loaded, quiet windows), --ceiling-children N (2,000: size
+ * --apiload-window S (60: each of the quiet, loaded, quiet windows), --pages-recipients N (100,000), --pages-open P (20),
+ * --pages-window S (60), --ceiling-children N (2,000: size
  * of the no-op child-workflow ceiling), --bare-messages N (the fan-out's size: messages of the bare send path),
  * --layout dev|cluster (dev: the Temporal dev server on SQLite, the default), --out FILE.
  *
- * --only takes analysis, fanout, upload, ceiling, bare, apiload (comma-separated or repeated). The bare send path runs
+ * --only takes analysis, fanout, upload, ceiling, bare, apiload, pages (comma-separated or repeated; apiload and pages
+ * run only when named). The bare send path runs
  * with no --only, with --only bare, and whenever fanout and ceiling run together; the engine's fan-out rate is then
  * printed over both references: `engine / ceiling (a): N.NN×` and `engine / bare send path (b): N.NN×`.
  *
@@ -47,6 +51,7 @@ import { runCeiling, type CeilingResult } from './ceiling';
 import { runBareSend, type BareSendResult } from './bare-send';
 import type { BenchLayout } from './stack';
 import { runApiLoadBench, type ApiLoadResult } from './api-load-bench';
+import { runDashboardPagesBench, type DashboardPagesResult } from './dashboard-pages-bench';
 import { createApiKey } from '../db/api-key-store';
 
 const DEFAULT_ANALYSIS = 1_000_000;
@@ -118,6 +123,9 @@ async function main() {
       'apiload-recipients': { type: 'string' },
       'apiload-rate': { type: 'string' },
       'apiload-window': { type: 'string' },
+      'pages-recipients': { type: 'string' },
+      'pages-open': { type: 'string' },
+      'pages-window': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -127,7 +135,7 @@ async function main() {
     return;
   }
   const only = new Set((values.only ?? []).flatMap((s) => s.split(',')));
-  for (const o of only) if (!['analysis', 'fanout', 'upload', 'ceiling', 'bare', 'apiload'].includes(o)) throw new Error(`--only takes analysis, fanout, upload, ceiling, bare or apiload, got "${o}"`);
+  for (const o of only) if (!['analysis', 'fanout', 'upload', 'ceiling', 'bare', 'apiload', 'pages'].includes(o)) throw new Error(`--only takes analysis, fanout, upload, ceiling, bare, apiload or pages, got "${o}"`);
   if (values.layout !== 'dev' && values.layout !== 'cluster') throw new Error(`--layout takes dev or cluster, got "${values.layout}"`);
   const layout = values.layout as BenchLayout;
   const ceilingN = positiveInt('ceiling-children', values['ceiling-children'], 2_000);
@@ -179,6 +187,7 @@ async function main() {
     /** The fan-out's completion rate over each reference: (a) Temporal's no-op ceiling, (b) the bare send path. */
     ratios?: { engineOverCeiling?: number; engineOverBare?: number };
     apiLoad?: ApiLoadResult;
+    dashboardPages?: DashboardPagesResult;
     errors?: { section: string; error: string }[];
     totalSeconds?: number;
   } = { machine: info, settings: {} };
@@ -290,6 +299,18 @@ async function main() {
         windowSeconds: positiveInt('apiload-window', values['apiload-window'], 60),
         tuning: envTuning,
         readKey: async () => (await createApiKey(stack.pool, { name: 'bench api-load (read)', scopes: ['read'] })).secret,
+        log,
+      });
+    });
+    // Opt-in (--only pages): the dashboard on a large delivery, in headless Chromium.
+    if (only.has('pages')) await section('pages', async () => {
+      results.dashboardPages = await runDashboardPagesBench(stack, {
+        recipients: positiveInt('pages-recipients', values['pages-recipients'], 100_000),
+        openPages: positiveInt('pages-open', values['pages-open'], 20),
+        windowSeconds: positiveInt('pages-window', values['pages-window'], 60),
+        loads: 5,
+        tuning: envTuning,
+        readKey: async () => (await createApiKey(stack.pool, { name: 'bench dashboard (read)', scopes: ['read'] })).secret,
         log,
       });
     });
