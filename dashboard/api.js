@@ -23,7 +23,9 @@ export class ApiError extends Error {
 
 function describe(status, body) {
   if (!body || typeof body !== 'object') return `the API answered ${status}`;
-  const issues = Array.isArray(body.issues) ? body.issues.map((i) => `${(i.path || []).join('.') || 'input'}: ${i.message}`) : [];
+  // The API gives each issue's path as a dotted string ("from.address"; docs/api.md).
+  const pathOf = (i) => (Array.isArray(i.path) ? i.path.join('.') : i.path) || 'input';
+  const issues = Array.isArray(body.issues) ? body.issues.map((i) => `${pathOf(i)}: ${i.message}`) : [];
   return [body.error || `the API answered ${status}`, ...issues].join(' — ');
 }
 

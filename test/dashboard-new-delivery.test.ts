@@ -173,7 +173,7 @@ describe('the New delivery form', () => {
     expect(page.url()).toMatch(/#\/deliveries\/new$/);
 
     // The file's rows and columns are shown before anything is created.
-    await page.getByLabel('CSV file').setInputFiles(csvFile);
+    await page.getByLabel('CSV file', { exact: true }).setInputFiles(csvFile);
     await poll(() => page.getByTestId('target-summary').textContent()).toMatch(new RegExp(`^${CSV_ROWS.length} recipients; columns: email, firstName, timezone`));
     await page.getByLabel('Delivery name').fill(name);
     await page.getByLabel('From address').fill(`news@${DOMAIN}`);
@@ -270,7 +270,7 @@ describe('the New delivery form', () => {
     await page.goto(`${h.apiUrl}/dashboard#/deliveries/new`);
     await page.getByRole('heading', { level: 1, name: 'New delivery' }).waitFor();
     await page.getByLabel('A stored list').check();
-    await page.getByLabel('Stored list').selectOption(list.json.id);
+    await page.getByLabel('Stored list', { exact: true }).selectOption(list.json.id);
     await poll(() => page.getByTestId('target-summary').textContent()).toBe(`${CSV_ROWS.length} recipients; fields: firstName, timezone.`);
 
     // A subject that does not compile: the preview shows what the API answers for it.
