@@ -282,6 +282,8 @@ function NewDeliveryForm() {
   const submissionKey = useRef(null);
   // The list a CSV file became, so that a submission refused for another field does not upload the file again.
   const uploaded = useRef(null);
+  // Set at once on submission (state would only change at the next render): the second click of a double click sends nothing.
+  const inFlight = useRef(false);
 
   const set = (name) => (e) => {
     const t = e.currentTarget;
@@ -332,7 +334,8 @@ function NewDeliveryForm() {
 
   const submit = async (e) => {
     e.preventDefault();
-    if (busy) return;
+    if (inFlight.current) return;
+    inFlight.current = true;
     setBusy(true);
     setError(null);
     setFieldErrors({});
@@ -361,6 +364,7 @@ function NewDeliveryForm() {
       setError(stage === 'list' ? new Error(`The CSV file was refused: ${err.message}`) : err);
       setFieldErrors(issuesByInput(err, stage === 'list' ? 'nd-target' : null));
       setBusy(false);
+      inFlight.current = false;
     }
   };
 

@@ -1,8 +1,8 @@
 /**
  * The dashboard's New delivery form (docs/dashboard.md) in headless Chromium against the real stack, and the API route
  * behind its preview (POST /api/deliveries/preview): a send key uploads a CSV file, sees the message rendered by the
- * engine for the file's first row, creates the delivery (an answer lost on the way and the retry make one delivery,
- * under one Idempotency-Key), lands on its page, confirms it and follows it to its final KPIs without a reload. A
+ * engine for the file's first row, creates the delivery (an answer lost on the way and a double-clicked retry make
+ * one delivery, under one Idempotency-Key), lands on its page, confirms it and follows it to its final KPIs without a reload. A
  * template error shows the API's message; a refused field is named next to the form; a read key gets no form. axe-core
  * runs on the form.
  */
@@ -217,7 +217,8 @@ describe('the New delivery form', () => {
     await page.getByRole('button', { name: 'Create delivery' }).click();
     await poll(() => page.getByTestId('create-error').textContent()).toMatch(/fetch/i);
     expect(await deliveriesNamed(name)).toHaveLength(1);
-    await page.getByRole('button', { name: 'Create delivery' }).click();
+    // Retried with a double click: one more request (the second click sends nothing), the same key, the same delivery.
+    await page.getByRole('button', { name: 'Create delivery' }).dblclick();
 
     // Its page: the analysis report counts the CSV's recipients; then Confirm.
     await page.getByRole('heading', { level: 1, name: new RegExp(name) }).waitFor({ timeout: 30_000 });
