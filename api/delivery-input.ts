@@ -128,6 +128,26 @@ export const createDeliverySchema = z
 
 export type CreateDeliveryInput = z.infer<typeof createDeliverySchema>;
 
+/** At most this many fields in a preview's sample recipient (a stored list has at most 100 columns). */
+export const MAX_PREVIEW_FIELDS = 200;
+
+/**
+ * POST /api/deliveries/preview: a message rendered for one sample recipient, as a delivery would render it. The same
+ * limits as a delivery's content; the subject may be empty (a form being filled in), not broken across lines.
+ */
+export const previewMessageSchema = z
+  .object({
+    subject: headerText('subject').max(998, 'subject is longer than a header line may be (998)'),
+    html: z.string().max(5_000_000).nullable().optional(),
+    text: z.string().max(5_000_000).nullable().optional(),
+    fields: z
+      .record(z.string().min(1).max(100), fieldValue)
+      .refine((f) => Object.keys(f).length <= MAX_PREVIEW_FIELDS, { message: `fields holds at most ${MAX_PREVIEW_FIELDS} fields` })
+      .default({})
+      .describe("the sample recipient's fields, its address as `email` (a delivery renders each recipient with its fields and `email`)"),
+  })
+  .strict();
+
 /** How long an address search may be: an address is at most 320 characters, a longer prefix matches nothing. */
 const MAX_ADDRESS_SEARCH = 320;
 

@@ -10,6 +10,7 @@ import {
   exportQuerySchema,
   listDeliveriesQuery,
   pageQuerySchema,
+  previewMessageSchema,
   proofSchema,
   rescheduleSchema,
   updateDeliverySchema,
@@ -17,7 +18,8 @@ import {
   type RecipientFilterInput,
 } from './delivery-input';
 import type { DeliveryService } from './delivery-service';
-import { NotFoundError } from './http-errors';
+import { NotFoundError, RequestFieldError } from './http-errors';
+import { MessageTemplateError, renderForRecipient } from '../domain/message-template';
 import type { RecipientRow } from '../db/delivery-log';
 import { idempotencyOf } from './idempotency';
 import { isEndedPhase } from '../domain/delivery-lifecycle';
@@ -109,6 +111,23 @@ export function createDeliveryRouter(service: DeliveryService, audit: AuditRecor
       recipients: created.recipientCount,
       links: { self: `/api/deliveries/${created.id}`, recipients: `/api/deliveries/${created.id}/recipients` },
     });
+  });
+
+  // The message rendered for one sample recipient by the engine's own renderer (the dashboard's live preview). It
+  // changes nothing and reads nothing: a template error is a 400 naming the part it is in.
+  router.post('/api/deliveries/preview', (req, res) => {
+    const body = previewMessageSchema.parse(req.body ?? {});
+    const content = { subject: body.subject, html: body.html ?? null, text: body.text ?? null };
+    let rendered: ReturnType<typeof renderForRecipient>;
+    try {
+      rendered = renderForRecipient(content, body.fields);
+    } catch (e) {
+      if (e instanceof MessageTemplateError) throw new RequestFieldError(`the ${e.part} template does not compile or render: ${e.message}`, e.part);
+      throw e;
+    }
+    // What the analysis would exclude this recipient for: a field the message reads that it lacks or has empty.
+    const missingFields = rendered.fields.filter((f) => f !== 'email' && (body.fields[f] ?? '') === '');
+    res.json({ ...rendered.content, fields: rendered.fields, missingFields });
   });
 
   router.get('/api/deliveries', async (req, res) => {

@@ -48,7 +48,8 @@ export function createListRouter(lists: RecipientListStore): Router {
     const id = listIdParam.parse(req.params.id);
     const list = await lists.get(id);
     if (!list) throw new NotFoundError(`list ${id} does not exist`);
-    res.json(list);
+    // The first member, for a preview of the message it would get (the dashboard's New delivery form).
+    res.json({ ...list, sample: await lists.firstMember(id) });
   });
 
   return router;

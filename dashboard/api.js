@@ -35,13 +35,19 @@ export function issuePath(issue) {
   return Array.isArray(issue.path) ? issue.path.join('.') : String(issue.path ?? '');
 }
 
-export async function api(method, path, body) {
-  const headers = { Accept: 'application/json' };
+/**
+ * `options.headers`: more headers (an Idempotency-Key); `options.contentType`: the body is sent as it is (a CSV file)
+ * with that type, instead of as JSON.
+ */
+export async function api(method, path, body, options = {}) {
+  const headers = { Accept: 'application/json', ...options.headers };
   // Every call carries the token: changes need it, and so do admin reads (GET /api/keys, /api/audit-log), since any
   // route above the read scope does.
   if (csrfToken) headers['X-CSRF-Token'] = csrfToken;
-  if (body !== undefined) headers['Content-Type'] = 'application/json';
-  const r = await fetch(path, { method, headers, credentials: 'same-origin', body: body === undefined ? undefined : JSON.stringify(body) });
+  const raw = options.contentType !== undefined;
+  if (body !== undefined) headers['Content-Type'] = raw ? options.contentType : 'application/json';
+  const payload = body === undefined ? undefined : raw ? body : JSON.stringify(body);
+  const r = await fetch(path, { method, headers, credentials: 'same-origin', body: payload });
   const json = await r.json().catch(() => null);
   if (r.status === 401 && path !== '/api/session') for (const fn of listeners) fn();
   if (!r.ok) throw new ApiError(r.status, json);
@@ -73,4 +79,13 @@ export async function currentSession() {
 export async function signOut() {
   await api('DELETE', '/api/session').catch(() => undefined);
   setCsrfToken(null);
+}
+
+/**
+ * A new Idempotency-Key (docs/idempotency-keys.md): 128 random bits as hex. crypto.getRandomValues works on plain
+ * HTTP too, where crypto.randomUUID is not available.
+ */
+export function newIdempotencyKey() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return `dashboard-${Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')}`;
 }

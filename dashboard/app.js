@@ -5,6 +5,7 @@ import { currentSession, onSignedOut, signIn, signOut } from './api.js';
 import { ErrorNote, html, link } from './components.js';
 import { DeliveriesPage } from './deliveries.js';
 import { DeliveryPage } from './delivery.js';
+import { NewDeliveryPage } from './new-delivery.js';
 import { LogPage } from './log.js';
 import { RecipientPage } from './recipient.js';
 import { AddressesPage } from './addresses.js';
@@ -18,6 +19,7 @@ function route(hash) {
   const path = hash.replace(/^#/, '').split('?')[0] || '/deliveries';
   const query = new URLSearchParams(hash.split('?')[1] || '');
   let m;
+  if (path === '/deliveries/new') return { page: 'new-delivery' };
   if ((m = path.match(/^\/deliveries\/([0-9a-f-]{36})\/recipients\/(\d+)$/i))) return { page: 'recipient', id: m[1], rid: Number(m[2]), query };
   if ((m = path.match(/^\/deliveries\/([0-9a-f-]{36})\/log$/i))) return { page: 'log', id: m[1], query };
   if ((m = path.match(/^\/deliveries\/([0-9a-f-]{36})$/i))) return { page: 'delivery', id: m[1], query };
@@ -44,6 +46,7 @@ function useHashRoute() {
 const TITLES = {
   deliveries: 'Deliveries',
   delivery: 'Delivery',
+  'new-delivery': 'New delivery',
   log: 'Delivery log',
   recipient: 'Recipient',
   addresses: 'Quarantine and denylist',
@@ -100,7 +103,8 @@ function Shell({ session, onSignOut }) {
   }, [r.page, r.id, r.rid, r.table]);
   // Pages are keyed by what they show: another delivery is a fresh page (no outcome or form state carried over).
   let page;
-  if (r.page === 'deliveries') page = html`<${DeliveriesPage} query=${r.query} />`;
+  if (r.page === 'deliveries') page = html`<${DeliveriesPage} query=${r.query} canSend=${canSend} />`;
+  else if (r.page === 'new-delivery') page = html`<${NewDeliveryPage} canSend=${canSend} scopes=${session.key.scopes} />`;
   else if (r.page === 'delivery') page = html`<${DeliveryPage} key=${r.id} id=${r.id} canSend=${canSend} />`;
   else if (r.page === 'log') page = html`<${LogPage} key=${r.id} id=${r.id} query=${r.query} />`;
   else if (r.page === 'recipient') page = html`<${RecipientPage} key=${`${r.id}/${r.rid}`} id=${r.id} rid=${r.rid} />`;

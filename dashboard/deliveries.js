@@ -28,7 +28,7 @@ const dayStart = (day, days = 0) => {
   return d.toISOString();
 };
 
-export function DeliveriesPage() {
+export function DeliveriesPage({ canSend }) {
   const [pageSize, setPageSize] = useState(25);
   const [filters, setFilters] = useState({ state: '', from: '', to: '', q: '' });
   // What is typed in the search box, applied by Search.
@@ -78,7 +78,8 @@ export function DeliveriesPage() {
   const rows = body?.deliveries ?? null;
   const shown = error ? null : rows;
 
-  return html`<h1 tabindex="-1">Deliveries</h1>
+  return html`<div class="page-head"><h1 tabindex="-1">Deliveries</h1>
+      ${canSend && html`<a class="button" href=${link('/deliveries/new')}>New delivery</a>`}</div>
     <form class="filters" role="search" aria-label="Filter deliveries" onSubmit=${(e) => { e.preventDefault(); narrow({ q: typed.trim() }); }}>
       <div class="field"><label for="f-text">Name or subject</label>
         <input id="f-text" type="search" maxlength="200" value=${typed} onInput=${(e) => setTyped(e.currentTarget.value)} placeholder="words of the name or subject" /></div>

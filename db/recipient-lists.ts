@@ -105,6 +105,15 @@ export class RecipientListStore {
     return r.rows[0] ?? null;
   }
 
+  /** The list's first member (its first CSV row), as a delivery would render it: a sample for previews. */
+  async firstMember(id: string): Promise<{ email: string; fields: Record<string, unknown> } | null> {
+    const r = await this.pool.query<{ email: string; fields: Record<string, unknown> }>(
+      'SELECT address AS email, fields FROM recipient_list_members WHERE list_id = $1 ORDER BY member_id LIMIT 1',
+      [id],
+    );
+    return r.rows[0] ?? null;
+  }
+
   async list(limit = 100): Promise<ListSummary[]> {
     const r = await this.pool.query<ListSummary>(
       'SELECT id, name, member_count AS "memberCount", fields, created_at AS "createdAt" FROM recipient_lists ORDER BY created_at DESC LIMIT $1',

@@ -68,3 +68,32 @@ export function compileMessage(content: MessageContent): CompiledMessage {
     },
   };
 }
+
+/** A template that does not compile or render, with the part (subject, html or text) it is in. */
+export class MessageTemplateError extends Error {
+  constructor(
+    readonly part: keyof MessageContent,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Renders the message for one recipient as a delivery would (compileMessage, then render). Each part is first compiled
+ * and rendered alone, so that an error names the part it is in: the delivery's analysis reports one error for the
+ * whole message, a person editing it needs to know where to look.
+ */
+export function renderForRecipient(content: MessageContent, data: Record<string, unknown>): { content: MessageContent; fields: string[] } {
+  for (const part of ['subject', 'html', 'text'] as const) {
+    const source = content[part];
+    if (source == null) continue;
+    try {
+      compileMessage({ subject: part === 'subject' ? source : '', html: part === 'html' ? source : null, text: part === 'text' ? source : null }).render(data);
+    } catch (e) {
+      throw new MessageTemplateError(part, (e as Error).message);
+    }
+  }
+  const compiled = compileMessage(content);
+  return { content: compiled.render(data), fields: compiled.fields };
+}

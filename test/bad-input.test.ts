@@ -46,6 +46,7 @@ const recurring = (templateOver: Record<string, unknown>, scheduleOver: Record<s
     schedule: { intervalSeconds: 86_400, ...scheduleOver },
     paused: true,
   });
+const preview = (body: unknown) => (c: Ctx) => apiCall(c.api, 'POST', '/api/deliveries/preview', body);
 const csv = (query: string, body: string) => (c: Ctx) => request(c.api, 'POST', `/api/lists?${query}`, { body, contentType: 'text/csv' });
 
 /** A rule that is valid but for `over` (PUT /api/<kind>-rules/:id). */
@@ -176,6 +177,13 @@ export const CASES: Case[] = [
   { id: 'B70', what: 'deliveries: createdFrom not a date', send: (c) => apiCall(c.api, 'GET', '/api/deliveries?createdFrom=yesterday'), field: 'createdFrom', message: /createdFrom must be an ISO date/ },
   { id: 'B71', what: 'deliveries: createdTo before createdFrom', send: (c) => apiCall(c.api, 'GET', '/api/deliveries?createdFrom=2031-03-02&createdTo=2031-03-01'), field: 'createdTo', message: /createdTo must come after createdFrom/ },
   { id: 'B72', what: 'deliveries: beforeId without before', send: (c) => apiCall(c.api, 'GET', `/api/deliveries?beforeId=${c.draftId}`), field: 'beforeId', message: /beforeId goes with before/ },
+  // The message preview (the dashboard's New delivery form): a template error names its part; fields are flat values.
+  { id: 'B73', what: 'preview: subject template that does not compile', send: preview({ subject: 'Hello {{firstName' }), field: 'subject', message: /the subject template does not compile or render: Parse error on line 1/ },
+  { id: 'B74', what: 'preview: html calling a helper that does not exist', send: preview({ subject: 'Hi', html: '<p>{{shout firstName}}</p>' }), field: 'html', message: /the html template does not compile or render: Missing helper: "shout"/ },
+  { id: 'B75', what: 'preview: subject with CRLF', send: preview({ subject: 'Hi\r\nBcc: victim@example.com' }), field: 'subject', message: headerBreak },
+  { id: 'B76', what: 'preview: a field whose value is an object', send: preview({ subject: 'Hi {{plan.name}}', fields: { plan: { name: 'gold' } } }), field: 'fields.plan', message: /Invalid input/ },
+  { id: 'B77', what: 'preview: a field value with NUL', send: preview({ subject: 'Hi {{firstName}}', fields: { firstName: `A${NUL}` } }), field: 'fields.firstName', message: nul },
+  { id: 'B78', what: 'preview: unknown field (listId)', send: preview({ subject: 'Hi', listId: randomUUID() }), field: '', message: /listId/ },
 ];
 
 let h: Harness;

@@ -237,6 +237,19 @@ describe('request schemas', () => {
     expect(list.status, JSON.stringify(list.json)).toBe(201);
     expectDocumentedAnswer('POST', '/api/lists', 201, list.json);
     expectDocumentedAnswer('GET', '/api/lists', 200, (await apiCall(h.apiUrl, 'GET', '/api/lists')).json);
+    const listDetail = (await apiCall(h.apiUrl, 'GET', `/api/lists/${list.json.id}`)).json;
+    expect(listDetail.sample).toEqual({ email: `l@${DOMAIN}`, fields: { firstName: 'L' } });
+    expectDocumentedAnswer('GET', '/api/lists/:id', 200, listDetail);
+    // The preview of a message for that first member, and the refusal of a template that does not compile.
+    const previewBody = { subject: base.subject, text: base.text, fields: { ...listDetail.sample.fields, email: listDetail.sample.email } };
+    expect(schemaOf('MessagePreviewRequest')(previewBody)).toBe(true);
+    const previewed = await apiCall(h.apiUrl, 'POST', '/api/deliveries/preview', previewBody);
+    expect(previewed.status, JSON.stringify(previewed.json)).toBe(200);
+    expect(previewed.json.subject).toBe('Hello L');
+    expectDocumentedAnswer('POST', '/api/deliveries/preview', 200, previewed.json);
+    const badTemplate = await apiCall(h.apiUrl, 'POST', '/api/deliveries/preview', { ...previewBody, text: '{{#each}}' });
+    expect(badTemplate.status).toBe(400);
+    expectDocumentedAnswer('POST', '/api/deliveries/preview', 400, badTemplate.json);
     const recurring = { template: { ...base, name: `openapi recurring ${u}`, listId: list.json.id, validity: '1h' }, schedule: { cron: '0 9 * * MON', timeZone: 'Europe/Paris' }, paused: true };
     const createRecurring = schemaOf('CreateRecurringDeliveryRequest');
     expect(createRecurring(recurring), JSON.stringify(createRecurring.errors)).toBe(true);

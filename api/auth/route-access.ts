@@ -45,6 +45,8 @@ export const ROUTE_ACCESS = {
   'PUT /api/deliveries/:id/contact-date': 'send',
   'PATCH /api/deliveries/:id': 'send',
   'POST /api/deliveries/:id/proofs': 'send',
+  // Rendering a message changes nothing, but it is the editing of one: the scope that creates deliveries.
+  'POST /api/deliveries/preview': 'send',
 
   // Recipient lists (api/list-routes.ts).
   'POST /api/lists': 'send',

@@ -18,6 +18,7 @@ import {
   listDeliveriesQuery,
   localSendTimeSchema,
   pageQuerySchema,
+  previewMessageSchema,
   proofSchema,
   recipientSchema,
   rescheduleSchema,
@@ -131,6 +132,7 @@ export const REQUEST_COMPONENTS = {
   DeliveryNoteRequest: cancelSchema,
   RescheduleRequest: rescheduleSchema,
   ProofRequest: proofSchema,
+  MessagePreviewRequest: previewMessageSchema,
   CreateRecurringDeliveryRequest: createRecurringSchema,
   RecurringTemplate: recurringTemplateSchema,
   RecurringSchedule: recurringScheduleSchema,
@@ -170,9 +172,11 @@ export const RESPONSE_COMPONENTS = {
   DeliveryRescheduled: r.rescheduledResponse,
   DeliveryReanalysing: r.reanalysingResponse,
   Proofs: r.proofsResponse,
+  MessagePreview: r.messagePreviewResponse,
   RecipientPage: r.recipientPageResponse,
   RecipientDetail: r.recipientDetailResponse,
   List: r.listSummary,
+  ListDetail: r.listDetail,
   Lists: r.listsResponse,
   RecurringDelivery: r.recurringDeliveryResponse,
   RecurringDeliveries: r.recurringListResponse,
@@ -510,6 +514,21 @@ export const OPERATIONS = {
     responses: { 200: { description: 'what each receiving server answered', schema: r.proofsResponse } },
   },
 
+  'POST /api/deliveries/preview': {
+    operationId: 'previewMessage',
+    summary: 'Render a message for one recipient',
+    tag: 'Deliveries',
+    description:
+      "The subject, HTML and text templates rendered for a sample recipient by the engine's own renderer, as a delivery " +
+      'would send them (before MIME encoding and signing). Nothing is stored. A template that does not compile or render ' +
+      'is a 400 whose issue names the part (`subject`, `html` or `text`) with the template error and its line.',
+    body: {
+      schema: previewMessageSchema,
+      example: { subject: 'Hello {{firstName}}', html: '<p>Hello {{firstName}}</p>', text: 'Hello {{firstName}}', fields: { email: 'ada@example.com', firstName: 'Ada' } },
+    },
+    responses: { 200: { description: 'the message as this recipient would get it', schema: r.messagePreviewResponse } },
+  },
+
   'POST /api/lists': {
     operationId: 'uploadList',
     summary: 'Upload a recipient list (CSV)',
@@ -535,7 +554,7 @@ export const OPERATIONS = {
     summary: 'One stored list',
     tag: 'Lists',
     params: { id: { description: "the list's id", schema: listIdParam } },
-    responses: { 200: { description: 'the list', schema: r.listSummary } },
+    responses: { 200: { description: 'the list, with its first member as a sample', schema: r.listDetail } },
   },
 
   'POST /api/recurring-deliveries': {

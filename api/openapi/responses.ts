@@ -127,6 +127,14 @@ export const proofsResponse = z.object({
   proofs: z.array(z.object({ address: z.string(), messageId: z.string(), accepted: z.boolean(), reply: z.looseObject({ code: z.number().int() }) })),
 });
 
+export const messagePreviewResponse = z.object({
+  subject: z.string().describe('the subject as the recipient gets it (line breaks a field brought in made spaces)'),
+  html: z.string().nullable().describe('the HTML part, personalised (field values HTML-escaped); null without one'),
+  text: z.string().nullable().describe('the text part, personalised; null without one'),
+  fields: z.array(z.string()).describe('the fields the templates read'),
+  missingFields: z.array(z.string()).describe('fields the templates read that this recipient lacks or has empty: the analysis would exclude it'),
+});
+
 export const recipientPageResponse = z.object({
   recipients: z.array(z.looseObject({ recipientId: z.number().int(), address: z.string(), status: z.string() })),
   next: nextLink,
@@ -148,6 +156,12 @@ export const listSummary = z.object({
   createdAt: dateTime,
 });
 export const listsResponse = z.object({ lists: z.array(listSummary) });
+export const listDetail = listSummary.extend({
+  sample: z
+    .object({ email: z.string(), fields: z.record(z.string(), z.unknown()) })
+    .nullable()
+    .describe('the first member (first CSV row): its address and fields, for previewing the message it would get'),
+});
 
 // ---------------------------------------------------------------- recurring deliveries
 
