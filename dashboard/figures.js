@@ -96,7 +96,7 @@ function TimelineChart({ t }) {
     </div>
     <details>
       <summary>The timeline as a table (${num(points.length)} points)</summary>
-      <div class="table-wrap"><table class="data compact" data-testid="timeline-table">
+      <div class="table-wrap" tabindex="0" role="region" aria-label="Timeline table, scrollable"><table class="data compact" data-testid="timeline-table">
         <caption class="visually-hidden">Recipients by status at the end of each time bucket</caption>
         <thead><tr><th scope="col">At</th>${SERIES.map((s) => html`<th scope="col" class="n">${s.label}</th>`)}</tr></thead>
         <tbody>${points.map((p, i) => html`<tr><td>${labels[i]}</td>${SERIES.map((s) => html`<td class="n">${num(p[s.key])}</td>`)}</tr>`)}</tbody>
@@ -119,7 +119,7 @@ const FIGURE_HEADS = html`<th scope="col" class="n">Recipients</th><th scope="co
 
 function DomainsTable({ body }) {
   const { domains, others } = body;
-  return html`<div class="table-wrap"><table class="data compact" data-testid="domains-table">
+  return html`<div class="table-wrap" tabindex="0" role="region" aria-label="Recipient domains, scrollable"><table class="data compact" data-testid="domains-table">
     <caption>Top ${num(domains.length)} recipient domains</caption>
     <thead><tr><th scope="col">Domain</th>${FIGURE_HEADS}</tr></thead>
     <tbody>
@@ -130,7 +130,7 @@ function DomainsTable({ body }) {
 }
 
 function SitesTable({ body }) {
-  return html`<div class="table-wrap"><table class="data compact" data-testid="sites-table">
+  return html`<div class="table-wrap" tabindex="0" role="region" aria-label="Receiving sites, scrollable"><table class="data compact" data-testid="sites-table">
     <caption>Receiving sites (as the MX rules group them)</caption>
     <thead><tr><th scope="col">Site</th><th scope="col">Provider</th><th scope="col">MX hosts</th><th scope="col" class="n">Domains</th>${FIGURE_HEADS}</tr></thead>
     <tbody>${body.sites.map(
@@ -160,7 +160,7 @@ export function DeliveryFigures({ d, live }) {
     </section>
     <section aria-labelledby="domains-h">
       <h2 id="domains-h">Domains and receiving sites</h2>
-      <div class="two">
+      <div>
         <div>${domains.error ? html`<${ErrorNote} error=${domains.error} />` : domains.body ? html`<${DomainsTable} body=${domains.body} />` : html`<${Loading} what="the domains" />`}</div>
         <div>${sites.error ? html`<${ErrorNote} error=${sites.error} />` : sites.body ? html`<${SitesTable} body=${sites.body} />` : html`<${Loading} what="the receiving sites" />`}</div>
       </div>
