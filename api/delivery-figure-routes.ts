@@ -162,7 +162,8 @@ export function createDeliveryFigureRouter(deps: DeliveryFigureDeps): Router {
 
   router.get('/api/deliveries/:id/recipients/:rid/live', async (req, res) => {
     const id = deliveryIdParam(req);
-    const rid = recipientIdParam.parse(req.params.rid);
+    // Parsed as a named field, so that a refusal names `rid`.
+    const { rid } = z.object({ rid: recipientIdParam }).parse({ rid: req.params.rid });
     if (!(await deps.log.recipient(id, rid))) throw new NotFoundError(`recipient ${rid} of delivery ${id} does not exist`);
     const workflowId = recipientWorkflowId(id, rid);
     const live = await deps.service.recipientLiveState(id, rid);

@@ -55,44 +55,45 @@ export class DeliveryFigures {
    */
   async timeline(deliveryId: string, o: { from: Date; widthMs: number; buckets: number }): Promise<TimelinePoint[]> {
     const r = await this.pool.query<{ at: Date; entered: number; sent: number; failed: number; waiting: number }>(
-      `WITH p AS (SELECT $2::timestamptz AS t0, make_interval(secs => $3::double precision / 1000) AS w, $4::int AS n),
-       main AS (
+      // $2 the first bucket's start, $3 the width, $4 the number of buckets. Written without a CTE for the parameters
+      // and with each part read once, so that the planner may run the big grouping in parallel workers.
+      `WITH main AS (
          -- waited: the recipient went back to taken_into_account after an attempt at least once (a soft bounce, a relay's
          -- acceptance): it waits from its first such transition (deferred, below) until final_at.
-         SELECT date_bin(p.w, COALESCE(r.handed_over_at, r.final_at, p.t0), p.t0) AS hb, date_bin(p.w, r.final_at, p.t0) AS fb,
-           r.status, (r.attempts > 1 OR r.relayed_at IS NOT NULL OR (r.status = 'taken_into_account' AND r.attempts > 0)) AS waited,
+         SELECT date_bin($3::interval, COALESCE(r.handed_over_at, r.final_at, $2::timestamptz), $2::timestamptz) AS hb,
+           date_bin($3::interval, r.final_at, $2::timestamptz) AS fb, r.status,
+           (r.attempts > 1 OR r.relayed_at IS NOT NULL OR (r.status = 'taken_into_account' AND r.attempts > 0)) AS waited,
            count(*)::int AS n
-         FROM delivery_recipients r, p
+         FROM delivery_recipients r
          WHERE r.delivery_id = $1 AND r.status IN ('taken_into_account', 'sent', 'failed')
          GROUP BY 1, 2, 3, 4
        ), deferred AS (
          -- Read from efs_transitions_deferred_idx alone: no join back to the recipients (a few per cent of them, but a
          -- lookup each would cost more than the whole scan above).
-         SELECT date_bin(p.w, d.at, p.t0) AS wb, count(*)::int AS n
-         FROM (SELECT min(at) AS at FROM efs_transitions
-               WHERE delivery_id = $1 AND to_status = 'taken_into_account' AND source <> 'handover'
-               GROUP BY recipient_id) d, p
-         GROUP BY 1
+         SELECT date_bin($3::interval, min(at), $2::timestamptz) AS wb FROM efs_transitions
+         WHERE delivery_id = $1 AND to_status = 'taken_into_account' AND source <> 'handover'
+         GROUP BY recipient_id
        ), events AS (
-         SELECT hb AS b, n AS entered, 0 AS sent, 0 AS failed, 0 AS waiting FROM main
+         SELECT e.* FROM main m, LATERAL (VALUES
+           (m.hb, m.n, 0, 0, 0),
+           (m.fb, 0, CASE WHEN m.status = 'sent' THEN m.n ELSE 0 END, CASE WHEN m.status = 'failed' THEN m.n ELSE 0 END, CASE WHEN m.waited THEN -m.n ELSE 0 END)
+         ) AS e(b, entered, sent, failed, waiting)
+         WHERE e.b IS NOT NULL
          UNION ALL
-         SELECT fb, 0, CASE WHEN status = 'sent' THEN n ELSE 0 END, CASE WHEN status = 'failed' THEN n ELSE 0 END, CASE WHEN waited THEN -n ELSE 0 END
-         FROM main WHERE fb IS NOT NULL
-         UNION ALL
-         SELECT wb, 0, 0, 0, n FROM deferred
+         SELECT wb, 0, 0, 0, 1 FROM deferred
        ), per_bucket AS (
          -- Bucket number, clamped into [0, n - 1].
-         SELECT LEAST(GREATEST(floor(extract(epoch FROM (e.b - p.t0)) / extract(epoch FROM p.w))::int, 0), p.n - 1) AS i,
-           sum(e.entered)::int AS entered, sum(e.sent)::int AS sent, sum(e.failed)::int AS failed, sum(e.waiting)::int AS waiting
-         FROM events e, p GROUP BY 1
+         SELECT LEAST(GREATEST(floor(extract(epoch FROM (b - $2::timestamptz)) / extract(epoch FROM $3::interval))::int, 0), $4::int - 1) AS i,
+           sum(entered)::int AS entered, sum(sent)::int AS sent, sum(failed)::int AS failed, sum(waiting)::int AS waiting
+         FROM events GROUP BY 1
        )
-       SELECT p.t0 + (g.i + 1) * p.w AS at,
+       SELECT $2::timestamptz + (g.i + 1) * $3::interval AS at,
          (sum(COALESCE(b.entered, 0)) OVER w)::int AS entered, (sum(COALESCE(b.sent, 0)) OVER w)::int AS sent,
          (sum(COALESCE(b.failed, 0)) OVER w)::int AS failed, (sum(COALESCE(b.waiting, 0)) OVER w)::int AS waiting
-       FROM p CROSS JOIN generate_series(0, p.n - 1) AS g(i) LEFT JOIN per_bucket b ON b.i = g.i
+       FROM generate_series(0, $4::int - 1) AS g(i) LEFT JOIN per_bucket b ON b.i = g.i
        WINDOW w AS (ORDER BY g.i)
        ORDER BY g.i`,
-      [deliveryId, o.from, o.widthMs, o.buckets],
+      [deliveryId, o.from, `${o.widthMs} milliseconds`, o.buckets],
     );
     return r.rows.map((row) => ({
       at: row.at,

@@ -176,6 +176,15 @@ export const CASES: Case[] = [
   { id: 'B70', what: 'deliveries: createdFrom not a date', send: (c) => apiCall(c.api, 'GET', '/api/deliveries?createdFrom=yesterday'), field: 'createdFrom', message: /createdFrom must be an ISO date/ },
   { id: 'B71', what: 'deliveries: createdTo before createdFrom', send: (c) => apiCall(c.api, 'GET', '/api/deliveries?createdFrom=2031-03-02&createdTo=2031-03-01'), field: 'createdTo', message: /createdTo must come after createdFrom/ },
   { id: 'B72', what: 'deliveries: beforeId without before', send: (c) => apiCall(c.api, 'GET', `/api/deliveries?beforeId=${c.draftId}`), field: 'beforeId', message: /beforeId goes with before/ },
+  { id: 'B73', what: 'timeline: delivery id not a uuid', send: (c) => apiCall(c.api, 'GET', '/api/deliveries/42/timeline'), field: '', message: /not a delivery id/ },
+  { id: 'B74', what: 'timeline: fewer than 2 buckets', send: (c) => apiCall(c.api, 'GET', `/api/deliveries/${c.draftId}/timeline?buckets=1`), field: 'buckets', message: /expected number to be >=2/ },
+  { id: 'B75', what: 'timeline: buckets not a number', send: (c) => apiCall(c.api, 'GET', `/api/deliveries/${c.draftId}/timeline?buckets=many`), field: 'buckets', message: /expected number, received NaN/ },
+  { id: 'B76', what: 'timeline: more than 500 buckets', send: (c) => apiCall(c.api, 'GET', `/api/deliveries/${c.draftId}/timeline?buckets=100000`), field: 'buckets', message: /expected number to be <=500/ },
+  { id: 'B77', what: 'domains: limit 0', send: (c) => apiCall(c.api, 'GET', `/api/deliveries/${c.draftId}/domains?limit=0`), field: 'limit', message: /expected number to be >=1/ },
+  { id: 'B78', what: 'domains: limit not a whole number', send: (c) => apiCall(c.api, 'GET', `/api/deliveries/${c.draftId}/domains?limit=2.5`), field: 'limit', message: /expected int/ },
+  { id: 'B79', what: 'MX sites: delivery id not a uuid', send: (c) => apiCall(c.api, 'GET', '/api/deliveries/abc/mx-sites'), field: '', message: /not a delivery id/ },
+  { id: 'B80', what: 'live recipient: recipient id not a number', send: (c) => apiCall(c.api, 'GET', `/api/deliveries/${c.draftId}/recipients/first/live`), field: 'rid', message: /expected number, received NaN/ },
+  { id: 'B81', what: 'live recipient: delivery id not a uuid', send: (c) => apiCall(c.api, 'GET', '/api/deliveries/x%27/recipients/1/live'), field: '', message: /not a delivery id/ },
 ];
 
 let h: Harness;

@@ -20,3 +20,8 @@ DROP INDEX IF EXISTS delivery_recipients_domain_idx;
 -- nothing to hand-overs and to final results.
 CREATE INDEX IF NOT EXISTS efs_transitions_deferred_idx ON efs_transitions (delivery_id, recipient_id, at)
   WHERE to_status = 'taken_into_account' AND source <> 'handover';
+
+-- The per-site figures group by (domain, MX host). Without this the planner assumes 100,000 such pairs in a delivery,
+-- sorts the whole delivery on disk to group it, and takes twice as long as hashing the few thousand pairs there are.
+-- Costs nothing but a little more work for ANALYZE.
+CREATE STATISTICS IF NOT EXISTS delivery_recipients_domain_mx_stats (ndistinct) ON domain, last_mx_host FROM delivery_recipients;
