@@ -168,9 +168,10 @@ export function DeliveryFigures({ d, live }) {
 }
 
 /** The recipient workflow's own view (its query), re-read every 10 s while `live`. */
-export function RecipientLive({ id, rid, live, uiLink, workflowId }) {
+/** `uiLink`: the recipient workflow in the Temporal UI, when its address is known (the page's facts show the ID otherwise). */
+export function RecipientLive({ id, rid, live, uiLink }) {
   const { body, error } = useEvery(`/api/deliveries/${id}/recipients/${rid}/live`, live, FIGURES_POLL_MS);
-  const link = uiLink ? html`<p><a href=${uiLink} target="_blank" rel="noopener noreferrer" data-testid="recipient-workflow-link">Recipient workflow in the Temporal UI</a></p>` : html`<p class="muted small">Workflow ID <code>${workflowId}</code></p>`;
+  const link = uiLink ? html`<p><a href=${uiLink} target="_blank" rel="noopener noreferrer" data-testid="recipient-workflow-link">Recipient workflow in the Temporal UI</a></p>` : null;
   let content;
   if (error) content = error.status === 404 ? html`<p class="muted" data-testid="live-state">No workflow answers for this recipient: not started yet, or its history is gone.</p>` : html`<${ErrorNote} error=${error} />`;
   else if (!body) content = html`<${Loading} what="the workflow's view" />`;

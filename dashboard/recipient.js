@@ -71,7 +71,7 @@ export function RecipientPage({ id, rid }) {
       <div><dt>Final</dt><dd>${dateSeconds(r.finalAt)}</dd></div>
       <div><dt>Workflow</dt><dd>${uiLink ? html`<a href=${uiLink} target="_blank" rel="noopener noreferrer">${workflowId}</a>` : html`<code>${workflowId}</code>`}</dd></div>
     </dl>
-    <${RecipientLive} id=${id} rid=${rid} live=${!FINAL.includes(r.status)} uiLink=${uiLink} workflowId=${workflowId} />
+    <${RecipientLive} id=${id} rid=${rid} live=${!FINAL.includes(r.status)} uiLink=${uiLink} />
     <section aria-labelledby="attempts-h">
       <h2 id="attempts-h">SMTP attempts</h2>
       ${attempts.length === 0
