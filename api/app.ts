@@ -24,6 +24,7 @@ import { createWebhookRouter } from './webhook-routes';
 import { createMxSiteRouter } from './mx-site-routes';
 import { createOpenApiRouter } from './openapi/routes';
 import { createDashboardRouter } from './dashboard-routes';
+import { createDeliveryFigureRouter } from './delivery-figure-routes';
 
 /** Access control's settings (the key store comes from `stores`); see accessSettings() in runtime/composition-root.ts. */
 export type AccessSettings = Omit<AccessControlOptions, 'store' | 'table' | 'log'>;
@@ -43,6 +44,8 @@ export interface ApiDependencies {
   codec?: CodecServerOptions;
   /** API keys, sessions and rate limits (docs/access-control.md). */
   access: AccessSettings;
+  /** How long a sending delivery's figures are reused, and the send mode that decides which site a recipient went to. */
+  figureSettings?: { DELIVERY_FIGURES_CACHE_MS: number; SEND_MODE: 'direct' | 'relay' };
 }
 
 /** The app, and its access control (tests reach the key cache through it). */
@@ -80,6 +83,16 @@ export function createApp(deps: ApiDependencies): ApiApp {
   app.use(createDashboardRouter({ temporalUiUrl: deps.temporalUiUrl, temporalNamespace: (deps.schedules ?? deps.webhooks)?.client.options.namespace ?? 'default' }));
   app.use(createApiKeyRouter({ keys: deps.stores.apiKeys, audit: deps.stores.audit, authenticator: access.authenticator }));
   app.use(createDeliveryRouter(deps.service, deps.stores.audit));
+  app.use(
+    createDeliveryFigureRouter({
+      service: deps.service,
+      deliveries: deps.stores.deliveries,
+      log: deps.stores.log,
+      figures: deps.stores.figures,
+      siteRules: deps.stores.mxSiteRules,
+      settings: deps.figureSettings ?? { DELIVERY_FIGURES_CACHE_MS: 10_000, SEND_MODE: 'direct' },
+    }),
+  );
   app.use(createListRouter(deps.stores.lists));
   app.use(createDkimRouter(deps.stores.keys));
   app.use(createUnsubscribeRouter({ denylist: deps.stores.denylist, verpSecret: deps.verpSecret }));

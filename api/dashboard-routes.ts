@@ -34,7 +34,7 @@ const ASSETS: Record<string, { file: string; type: string }> = {
   'chart.umd.min.js': { file: besideEntry('chart.js', 'chart.umd.min.js'), type: JS },
   'dashboard.css': { file: path.join(APP_DIR, 'dashboard.css'), type: 'text/css; charset=utf-8' },
 };
-for (const name of ['app.js', 'api.js', 'format.js', 'components.js', 'deliveries.js', 'delivery.js', 'new-delivery.js', 'log.js', 'recipient.js', 'addresses.js', 'sites.js', 'keys.js', 'webhooks.js', 'rules.js']) {
+for (const name of ['app.js', 'api.js', 'format.js', 'components.js', 'deliveries.js', 'delivery.js', 'new-delivery.js', 'log.js', 'recipient.js', 'figures.js', 'addresses.js', 'sites.js', 'keys.js', 'webhooks.js', 'rules.js']) {
   ASSETS[name] = { file: path.join(APP_DIR, name), type: JS };
 }
 // A library upgrade that moved a file would otherwise show up as a blank page: refuse to start, naming it.

@@ -29,6 +29,8 @@ import {
   deliveryWorkflowId,
   editDraftUpdate,
   pauseUpdate,
+  recipientStateQuery,
+  recipientWorkflowId,
   rescheduleUpdate,
   resumeUpdate,
   type DeliveryPhase,
@@ -36,6 +38,7 @@ import {
   type DeliveryWorkflowInput,
   type DraftChanges,
   type ProofResult,
+  type RecipientStateView,
 } from '../workflows/contract';
 import { deliveryWorkflow } from '../workflows/delivery-workflow';
 import { proofWorkflow } from '../workflows/proof-workflow';
@@ -185,6 +188,24 @@ export class DeliveryService {
       return { view: await this.o.client.withDeadline(Date.now() + LIVE_VIEW_DEADLINE_MS, () => this.workflowView(id)), temporalUnavailable: false };
     } catch (e) {
       if (e instanceof ServiceError || isGrpcServiceError(e) || isGrpcDeadlineError(e)) return { view: null, temporalUnavailable: true };
+      throw e;
+    }
+  }
+
+  /**
+   * The recipient workflow's own view (recipientStateQuery): what it waits for and until when. `workflow: 'not_found'`
+   * when no such workflow exists (not started yet, or its history is gone after retention); `temporalUnavailable` when
+   * Temporal does not answer within the live-view deadline, so that the page says so at once instead of a 5xx after 20 s.
+   * A closed workflow still answers (a worker replays its history). Never cached: one recipient's page asks.
+   */
+  async recipientLiveState(id: string, recipientId: number): Promise<{ state: RecipientStateView | null; workflow: 'found' | 'not_found' | 'unknown'; temporalUnavailable: boolean }> {
+    const handle = this.o.client.workflow.getHandle(recipientWorkflowId(id, recipientId));
+    try {
+      const state = await this.o.client.withDeadline(Date.now() + LIVE_VIEW_DEADLINE_MS, () => handle.query(recipientStateQuery));
+      return { state, workflow: 'found', temporalUnavailable: false };
+    } catch (e) {
+      if (e instanceof WorkflowNotFoundError) return { state: null, workflow: 'not_found', temporalUnavailable: false };
+      if (e instanceof ServiceError || isGrpcServiceError(e) || isGrpcDeadlineError(e)) return { state: null, workflow: 'unknown', temporalUnavailable: true };
       throw e;
     }
   }

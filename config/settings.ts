@@ -206,6 +206,12 @@ export const settingsSchema = z.object({
    * open pages and polling clients cost the workflow one query per interval. 0: a query per read.
    */
   LIVE_VIEW_CACHE_MS: z.coerce.number().int().min(0).max(60_000).default(1_000),
+  /**
+   * How long an API process reuses a sending delivery's figures (timeline, domains, MX sites: each an aggregate over all
+   * its recipients) for other reads of them: Postgres runs each at most once per interval per delivery, however many
+   * pages poll. An ended delivery's figures are read afresh (nobody polls them). 0: a query per read.
+   */
+  DELIVERY_FIGURES_CACHE_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
   DELIVERY_PARALLEL_BATCHES: z.coerce.number().int().min(1).max(32).default(4),
   /** History events after which a sending delivery continues as new (well under Temporal's ~50K limit). */
   DELIVERY_CONTINUE_AS_NEW_EVENTS: z.coerce.number().int().min(20).max(40_000).default(10_000),

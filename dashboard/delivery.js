@@ -1,9 +1,11 @@
 // One delivery: KPIs refreshed every 2 s while it is live (GET /api/deliveries/:id answers from the workflow's query,
-// not from Postgres), failures, waves, the analysis report, and the controls for send/admin keys.
+// not from Postgres), its figures over time, per domain and per site (figures.js, every 10 s), failures, waves, the
+// analysis report, and the controls for send/admin keys.
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { api } from './api.js';
 import { BarChart, ErrorNote, Kpis, Loading, PhaseBadge, html, link } from './components.js';
 import { date, dateSeconds, num, pct, words } from './format.js';
+import { DeliveryFigures } from './figures.js';
 
 const POLL_MS = 2000;
 const ENDED = ['completed', 'cancelled'];
@@ -276,6 +278,7 @@ export function DeliveryPage({ id, canSend }) {
       </p>
       ${ENDED.includes(d.state) && html`<button type="button" class="secondary" onClick=${refresh}>Refresh</button>`}
     </section>
+    ${d.sendingStartedAt && html`<${DeliveryFigures} d=${d} live=${!ENDED.includes(d.state)} />`}
     <${Failures} k=${k} />
     <${Waves} waves=${d.waves} />
     ${canSend && !ENDED.includes(d.state) && html`<${Planning} d=${d} onChanged=${refresh} />`}

@@ -1,10 +1,12 @@
 // One recipient: its row in the delivery log (refreshed every 2 s until it is final), every EFS transition, every SMTP
-// attempt with the reply and the MX host, the asynchronous feedback it received, and its address's quarantine record.
+// attempt with the reply and the MX host, the recipient workflow's live view (its query), the asynchronous feedback
+// it received, and its address's quarantine record.
 import { useEffect, useState } from 'preact/hooks';
 import { api } from './api.js';
 import { ErrorNote, Loading, StatusBadge, html, link } from './components.js';
 import { dashboardConfig, temporalLink, usePolled } from './delivery.js';
 import { dateSeconds, num, status as statusLabel, words } from './format.js';
+import { RecipientLive } from './figures.js';
 
 const FINAL = ['sent', 'failed', 'excluded', 'cancelled'];
 
@@ -69,6 +71,7 @@ export function RecipientPage({ id, rid }) {
       <div><dt>Final</dt><dd>${dateSeconds(r.finalAt)}</dd></div>
       <div><dt>Workflow</dt><dd>${uiLink ? html`<a href=${uiLink} target="_blank" rel="noopener noreferrer">${workflowId}</a>` : html`<code>${workflowId}</code>`}</dd></div>
     </dl>
+    <${RecipientLive} id=${id} rid=${rid} live=${!FINAL.includes(r.status)} uiLink=${uiLink} />
     <section aria-labelledby="attempts-h">
       <h2 id="attempts-h">SMTP attempts</h2>
       ${attempts.length === 0

@@ -4,6 +4,7 @@ import { KeyCipher } from '../mail/dkim/key-cipher';
 import type { QuarantinePolicy } from '../domain/quarantine-policy';
 import { DeliveryAnalysisStore } from './delivery-analysis';
 import { DeliveryLog } from './delivery-log';
+import { DeliveryFigures } from './delivery-figures';
 import { DeliveryStore } from './delivery-store';
 import { DeliveryTemplateStore } from './delivery-templates';
 import { DenylistStore } from './denylist-store';
@@ -26,6 +27,8 @@ export interface Stores {
   deliveries: DeliveryStore;
   /** One EFS row per recipient, transitions, SMTP attempts, KPIs, quarantine counts. */
   log: DeliveryLog;
+  /** A delivery's figures over time, per domain and per (domain, MX host): aggregates for its dashboard page. */
+  figures: DeliveryFigures;
   /** Set-based exclusions, samples and time-zone counts of a delivery's population. */
   analysis: DeliveryAnalysisStore;
   /** Stored recipient lists (CSV uploads). */
@@ -75,6 +78,7 @@ export function createStores(pool: Pool, opts: StoreOptions): Stores {
   return {
     deliveries: new DeliveryStore(pool),
     log: new DeliveryLog(pool, opts.quarantinePolicy),
+    figures: new DeliveryFigures(pool),
     analysis: new DeliveryAnalysisStore(pool),
     lists: new RecipientListStore(pool),
     templates: new DeliveryTemplateStore(pool),

@@ -125,6 +125,7 @@ export function buildApi(rt: EngineRuntime, o: { service: DeliveryService; clien
     webhooks: { client: o.client, taskQueue: o.taskQueue ?? rt.settings.TASK_QUEUE },
     inbound: { processor: buildInboundProcessor(rt, o.client), maxMessageBytes: rt.settings.INBOUND_MAX_MESSAGE_BYTES },
     access: accessSettings(rt.settings, rt.secrets),
+    figureSettings: { DELIVERY_FIGURES_CACHE_MS: rt.settings.DELIVERY_FIGURES_CACHE_MS, SEND_MODE: rt.settings.SEND_MODE },
   });
 }
 

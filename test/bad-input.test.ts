@@ -184,6 +184,15 @@ export const CASES: Case[] = [
   { id: 'B76', what: 'preview: a field whose value is an object', send: preview({ subject: 'Hi {{plan.name}}', fields: { plan: { name: 'gold' } } }), field: 'fields.plan', message: /Invalid input/ },
   { id: 'B77', what: 'preview: a field value with NUL', send: preview({ subject: 'Hi {{firstName}}', fields: { firstName: `A${NUL}` } }), field: 'fields.firstName', message: nul },
   { id: 'B78', what: 'preview: unknown field (listId)', send: preview({ subject: 'Hi', listId: randomUUID() }), field: '', message: /listId/ },
+  { id: 'B79', what: 'timeline: delivery id not a uuid', send: (c) => apiCall(c.api, 'GET', '/api/deliveries/42/timeline'), field: '', message: /not a delivery id/ },
+  { id: 'B80', what: 'timeline: fewer than 2 buckets', send: (c) => apiCall(c.api, 'GET', `/api/deliveries/${c.draftId}/timeline?buckets=1`), field: 'buckets', message: /expected number to be >=2/ },
+  { id: 'B81', what: 'timeline: buckets not a number', send: (c) => apiCall(c.api, 'GET', `/api/deliveries/${c.draftId}/timeline?buckets=many`), field: 'buckets', message: /expected number, received NaN/ },
+  { id: 'B82', what: 'timeline: more than 500 buckets', send: (c) => apiCall(c.api, 'GET', `/api/deliveries/${c.draftId}/timeline?buckets=100000`), field: 'buckets', message: /expected number to be <=500/ },
+  { id: 'B83', what: 'domains: limit 0', send: (c) => apiCall(c.api, 'GET', `/api/deliveries/${c.draftId}/domains?limit=0`), field: 'limit', message: /expected number to be >=1/ },
+  { id: 'B84', what: 'domains: limit not a whole number', send: (c) => apiCall(c.api, 'GET', `/api/deliveries/${c.draftId}/domains?limit=2.5`), field: 'limit', message: /expected int/ },
+  { id: 'B85', what: 'MX sites: delivery id not a uuid', send: (c) => apiCall(c.api, 'GET', '/api/deliveries/abc/mx-sites'), field: '', message: /not a delivery id/ },
+  { id: 'B86', what: 'live recipient: recipient id not a number', send: (c) => apiCall(c.api, 'GET', `/api/deliveries/${c.draftId}/recipients/first/live`), field: 'rid', message: /expected number, received NaN/ },
+  { id: 'B87', what: 'live recipient: delivery id not a uuid', send: (c) => apiCall(c.api, 'GET', '/api/deliveries/x%27/recipients/1/live'), field: '', message: /not a delivery id/ },
 ];
 
 let h: Harness;

@@ -38,6 +38,11 @@ export const ROUTE_ACCESS = {
   'GET /api/deliveries/:id/recipients': 'read',
   'GET /api/deliveries/:id/recipients.csv': 'read',
   'GET /api/deliveries/:id/recipients/:rid': 'read',
+  // A delivery's figures and a recipient workflow's live view (api/delivery-figure-routes.ts).
+  'GET /api/deliveries/:id/timeline': 'read',
+  'GET /api/deliveries/:id/domains': 'read',
+  'GET /api/deliveries/:id/mx-sites': 'read',
+  'GET /api/deliveries/:id/recipients/:rid/live': 'read',
   'POST /api/deliveries/:id/confirm': 'send',
   'POST /api/deliveries/:id/cancel': 'send',
   'POST /api/deliveries/:id/pause': 'send',

@@ -28,6 +28,7 @@ import {
 } from '../delivery-input';
 import { createRecurringSchema, recurringIdParam, recurringListQuery, recurringScheduleSchema, recurringTemplateSchema, scheduleNoteSchema } from '../recurring-input';
 import { recipientIdParam } from '../delivery-routes';
+import { domainsQuery, timelineQuery } from '../delivery-figure-routes';
 import { listIdParam, listNameQuery } from '../list-routes';
 import { addKeySchema, domain as dkimDomain, selector as dkimSelector, setKeyActiveSchema } from '../dkim-routes';
 import { listQuery as qualificationListQuery, ruleIdParam as qualificationRuleIdParam, testBody as qualificationTestBody } from '../rules-routes';
@@ -175,6 +176,10 @@ export const RESPONSE_COMPONENTS = {
   MessagePreview: r.messagePreviewResponse,
   RecipientPage: r.recipientPageResponse,
   RecipientDetail: r.recipientDetailResponse,
+  DeliveryTimeline: r.deliveryTimelineResponse,
+  DeliveryDomains: r.deliveryDomainsResponse,
+  DeliveryMxSites: r.deliveryMxSitesResponse,
+  RecipientLive: r.recipientLiveResponse,
   List: r.listSummary,
   ListDetail: r.listDetail,
   Lists: r.listsResponse,
@@ -448,6 +453,50 @@ export const OPERATIONS = {
     tag: 'Deliveries',
     params: { id: deliveryId, rid: recipientId },
     responses: { 200: { description: 'the recipient', schema: r.recipientDetailResponse } },
+  },
+  'GET /api/deliveries/:id/timeline': {
+    operationId: 'getDeliveryTimeline',
+    summary: "A delivery's EFS statuses over time",
+    tag: 'Deliveries',
+    description:
+      'Cumulative counts (taken into account, soft bounces waiting, sent, failed) at the end of each time bucket since ' +
+      'sending started, the width a round number chosen from the span. The last point is the delivery log now: its sent, ' +
+      'failed and takenIntoAccount are the KPIs. One aggregate over the recipients; reused for DELIVERY_FIGURES_CACHE_MS ' +
+      'while the delivery sends.',
+    params: { id: deliveryId },
+    query: timelineQuery,
+    responses: { 200: { description: 'the timeline (no point before sending started)', schema: r.deliveryTimelineResponse } },
+  },
+  'GET /api/deliveries/:id/domains': {
+    operationId: 'getDeliveryDomains',
+    summary: "A delivery's figures per recipient domain",
+    tag: 'Deliveries',
+    description: 'The domains with the most recipients, and the others added up: rows and `others` together are the whole delivery.',
+    params: { id: deliveryId },
+    query: domainsQuery,
+    responses: { 200: { description: 'most recipients first', schema: r.deliveryDomainsResponse } },
+  },
+  'GET /api/deliveries/:id/mx-sites': {
+    operationId: 'getDeliveryMxSites',
+    summary: "A delivery's figures per receiving site",
+    tag: 'Deliveries',
+    description:
+      "Recipients per site, the site decided as the sender decides it (MX rules by domain, else by MX host) from each " +
+      "recipient's domain and the MX host its last attempt recorded. Recipients without an attempt and without a domain rule " +
+      'have site null. The sites together are the whole delivery.',
+    params: { id: deliveryId },
+    responses: { 200: { description: 'most recipients first', schema: r.deliveryMxSitesResponse } },
+  },
+  'GET /api/deliveries/:id/recipients/:rid/live': {
+    operationId: 'getRecipientLive',
+    summary: "A recipient workflow's live view",
+    tag: 'Deliveries',
+    description:
+      "The recipient workflow's query (status, attempts, next retry, retry window, last reply). `temporalUnavailable` with " +
+      'a null state when Temporal does not answer within 5 s.',
+    params: { id: deliveryId, rid: recipientId },
+    responses: { 200: { description: 'the live view', schema: r.recipientLiveResponse } },
+    notFound: 'no such recipient, or its workflow does not exist (not started yet, or its history is gone after retention)',
   },
   'POST /api/deliveries/:id/confirm': {
     operationId: 'confirmDelivery',

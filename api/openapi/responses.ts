@@ -146,6 +146,65 @@ export const recipientDetailResponse = z.object({
   workflowId: z.string(),
 });
 
+const figureCounts = {
+  recipients: z.number().int(),
+  excluded: z.number().int(),
+  cancelled: z.number().int(),
+  pending: z.number().int(),
+  takenIntoAccount: z.number().int().describe('handed over, not sent nor failed (softWaiting included)'),
+  softWaiting: z.number().int().describe('attempted at least once and still taken into account: waiting for a retry'),
+  sent: z.number().int(),
+  failed: z.number().int(),
+  toDeliver: z.number().int().describe('recipients - excluded - cancelled'),
+  successPercent: z.number().describe('sent / toDeliver in percent, two decimals'),
+};
+export const deliveryTimelineResponse = z.object({
+  deliveryId: uuid,
+  from: dateTime.nullable().describe('when sending started; null (and no point) before it did'),
+  to: dateTime.nullable().describe('now while it sends, its end once ended'),
+  bucketSeconds: z.number().nullable().describe('the width of each bucket, a round number chosen from the time span'),
+  points: z.array(
+    z.object({
+      at: dateTime.describe('the end of the bucket: the figures as they stood then (the last point: the delivery log now)'),
+      takenIntoAccount: z.number().int(),
+      softWaiting: z.number().int(),
+      sent: z.number().int(),
+      failed: z.number().int(),
+    }),
+  ),
+});
+export const deliveryDomainsResponse = z.object({
+  deliveryId: uuid,
+  domains: z.array(z.object({ domain: z.string().describe("'' for addresses that are not valid"), ...figureCounts })),
+  others: z.object({ domains: z.number().int().describe('how many domains are added up here'), ...figureCounts }),
+});
+export const deliveryMxSitesResponse = z.object({
+  deliveryId: uuid,
+  sites: z.array(
+    z.object({
+      site: z.string().nullable().describe('the site key as the MX rules make it; null: no attempt yet and no domain rule'),
+      ruleId: z.string().nullable(),
+      provider: z.string().nullable(),
+      mxHosts: z.array(z.string()).describe('the MX hosts its attempts went to (at most 10)'),
+      domainCount: z.number().int(),
+      ...figureCounts,
+    }),
+  ),
+});
+export const recipientLiveResponse = z.object({
+  workflowId: z.string(),
+  temporalUnavailable: z.boolean().describe('Temporal did not answer within 5 s: state is null'),
+  state: z
+    .looseObject({
+      status: z.string(),
+      attempts: z.number().int(),
+      nextRetryAt: dateTime.nullable(),
+      retryWindowEndsAt: dateTime.nullable(),
+      lastReply: z.looseObject({ code: z.number().int() }).nullable(),
+    })
+    .nullable(),
+});
+
 // ---------------------------------------------------------------- lists
 
 export const listSummary = z.object({

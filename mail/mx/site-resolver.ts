@@ -3,7 +3,7 @@
  * hosts (one lookup, shared with the sender through the resolver's cache), else the catch-all per MX host. The answer
  * is cached per domain, so a delivery of a million recipients at gmail.com resolves it once.
  */
-import { BUILTIN_DEFAULT_RULE, ruleForDomain, ruleForMxHost, siteKey, type SiteMatch } from '../../domain/mx-rules/mx-site-rule';
+import { BUILTIN_DEFAULT_RULE, ruleForDomain, ruleForMxHost, siteKey, type MxSiteRule, type SiteMatch } from '../../domain/mx-rules/mx-site-rule';
 import { MxResolutionError, type MxResolver, type MxTarget } from './resolver';
 import type { MxRulesCache } from './mx-rules-cache';
 
@@ -17,6 +17,28 @@ export interface ResolvedSite extends SiteMatch {
 /** "host" or "host:port" (port shown when it is not SMTP's 25, as for test receivers on loopback). */
 export function hostLabel(t: MxTarget): string {
   return t.port === 25 ? t.host.toLowerCase() : `${t.host.toLowerCase()}:${t.port}`;
+}
+
+/**
+ * The site a recipient's message went to, from what its attempt recorded (the MX host label, "host" or "host:port")
+ * rather than from DNS: the decision of SiteResolver.lookup with the recorded host in place of the first MX. Null when
+ * it cannot be told without DNS (no attempt yet and no domain rule). An attempt that fell back to a secondary MX
+ * recorded that host: under a per-MX-host rule it counts at that host's site.
+ */
+export function siteOfRecordedHost(
+  domain: string,
+  mxHost: string | null,
+  rules: readonly MxSiteRule[],
+  mode: 'direct' | 'relay',
+): { site: string; rule: MxSiteRule } | null {
+  const host = mxHost ? mxHost.replace(/:\d+$/, '') : null;
+  if (mode === 'direct') {
+    const byDomain = ruleForDomain(domain, rules);
+    if (byDomain) return { rule: byDomain, site: siteKey(byDomain, byDomain.scope === 'mx_host' ? mxHost : null) };
+  }
+  if (!host || !mxHost) return null;
+  const rule = ruleForMxHost(host, rules) ?? BUILTIN_DEFAULT_RULE;
+  return { rule, site: siteKey(rule, mxHost) };
 }
 
 export class SiteResolver {
