@@ -9,6 +9,7 @@
  * The page and its files hold no data, so they are public (api/auth/route-access.ts): everything shown comes from the
  * API's own routes, called with the session cookie opened at POST /api/session, with the key's scopes.
  */
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -27,7 +28,7 @@ const APP_DIR = path.join(__dirname, '..', 'dashboard');
 
 const JS = 'text/javascript; charset=utf-8';
 /** Every file the page may load, by the name it asks for (nothing else of dashboard/ or node_modules is served). */
-const ASSETS: Record<string, { file: string; type: string }> = {
+const ASSETS: Record<string, { file: string; type: string; version?: string }> = {
   'preact.mjs': { file: besideEntry('preact', 'preact.mjs'), type: JS },
   'hooks.mjs': { file: besideEntry('preact/hooks', 'hooks.mjs'), type: JS },
   'htm.mjs': { file: besideEntry('htm', 'htm.mjs'), type: JS },
@@ -42,9 +43,22 @@ for (const [name, { file }] of Object.entries(ASSETS)) {
   if (!fs.existsSync(file)) throw new Error(`the dashboard's ${name} is missing (${file}); run npm ci`);
 }
 
-/** Bare module names the app and preact's hooks import, mapped to the files above. */
+/**
+ * Each file's URL carries a digest of its content (`?v=`), and a file asked for with its current digest may be kept by
+ * the browser for a year: a returning page loads no file at all, and a new version of the engine changes the digest,
+ * so the page (never cached: no-cache) asks for the new file. The import map gives the same versioned URL to the bare
+ * module names and to the app's relative imports (./api.js...), which would otherwise be asked for without it.
+ */
+for (const a of Object.values(ASSETS)) a.version = createHash('sha256').update(fs.readFileSync(a.file)).digest('base64url').slice(0, 16);
+const assetUrl = (name: string) => `${ASSETS_PATH}/${name}?v=${ASSETS[name].version}`;
+const MODULES = Object.keys(ASSETS).filter((n) => n.endsWith('.mjs') || (n.endsWith('.js') && n !== 'chart.umd.min.js'));
 const IMPORT_MAP = JSON.stringify({
-  imports: { preact: `${ASSETS_PATH}/preact.mjs`, 'preact/hooks': `${ASSETS_PATH}/hooks.mjs`, htm: `${ASSETS_PATH}/htm.mjs` },
+  imports: {
+    preact: assetUrl('preact.mjs'),
+    'preact/hooks': assetUrl('hooks.mjs'),
+    htm: assetUrl('htm.mjs'),
+    ...Object.fromEntries(MODULES.filter((n) => n.endsWith('.js')).map((n) => [`${ASSETS_PATH}/${n}`, assetUrl(n)])),
+  },
 });
 
 const PAGE = `<!doctype html>
@@ -54,10 +68,11 @@ const PAGE = `<!doctype html>
 <title>Deliveries · email delivery dashboard</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <link rel="icon" href="data:,">
-<link rel="stylesheet" href="${ASSETS_PATH}/dashboard.css">
+<link rel="stylesheet" href="${assetUrl('dashboard.css')}">
 <script type="importmap">${IMPORT_MAP}</script>
-<script src="${ASSETS_PATH}/chart.umd.min.js"></script>
-<script type="module" src="${ASSETS_PATH}/app.js"></script>
+${MODULES.map((n) => `<link rel="modulepreload" href="${assetUrl(n)}">`).join('\n')}
+<script src="${assetUrl('chart.umd.min.js')}" defer></script>
+<script type="module" src="${assetUrl('app.js')}"></script>
 </head>
 <body>
 <noscript>The dashboard needs JavaScript. The same data is in the API: <a href="/docs/api">/docs/api</a>.</noscript>
@@ -94,8 +109,10 @@ export function createDashboardRouter(o: DashboardRouterOptions): Router {
     const asset = Object.hasOwn(ASSETS, name) ? ASSETS[name] : undefined;
     if (!asset) throw new NotFoundError(`${name} is not a file of the dashboard`);
     staticPageHeaders(res);
-    // no-cache: the browser revalidates (ETag) so that a new version of the engine is picked up at the next load.
-    res.sendFile(asset.file, { headers: { 'Content-Type': asset.type, 'Cache-Control': 'no-cache' } }, (err) => {
+    // Asked for with its current digest, the file never changes under that URL; otherwise (an old page, a hand-typed
+    // URL) the browser revalidates it (ETag) at each load.
+    const cache = req.query.v === asset.version ? 'public, max-age=31536000, immutable' : 'no-cache';
+    res.sendFile(asset.file, { headers: { 'Content-Type': asset.type, 'Cache-Control': cache } }, (err) => {
       if (err && !res.headersSent) next(err);
     });
   });

@@ -13,6 +13,8 @@ import {
 
 /** How long a read waits for the workflow's query before it answers from the delivery log. */
 const LIVE_VIEW_DEADLINE_MS = 5_000;
+/** How much older than LIVE_VIEW_CACHE_MS a delivery's answer may be when it is given while a new one is read. */
+const SUMMARY_STALE_MS = 5_000;
 import { randomUUID } from 'node:crypto';
 import type { Settings } from '../config/settings';
 import type { Stores } from '../db/stores';
@@ -66,7 +68,9 @@ export class DeliveryService {
   private readonly liveViews: SharedReads<{ view: DeliveryStateView | null; temporalUnavailable: boolean }>;
   /**
    * The delivery's whole answer to `GET /api/deliveries/:id` (row, live view and KPIs, serialised), shared the same way:
-   * a polled page costs neither a Postgres read nor a serialisation per call.
+   * a polled page costs neither a Postgres read nor a serialisation per call. Past the interval, an answer up to
+   * SUMMARY_STALE_MS older is still given at once while a new one is read: under load the workflow query can take
+   * hundreds of milliseconds (it waits for a workflow task on a busy worker), and no caller should wait for it.
    */
   readonly summaries: SharedReads<string>;
   /**
@@ -81,7 +85,7 @@ export class DeliveryService {
     this.log = o.stores.log;
     this.lists = o.stores.lists;
     this.liveViews = new SharedReads(o.settings.LIVE_VIEW_CACHE_MS);
-    this.summaries = new SharedReads(o.settings.LIVE_VIEW_CACHE_MS);
+    this.summaries = new SharedReads(o.settings.LIVE_VIEW_CACHE_MS, { staleMs: SUMMARY_STALE_MS });
   }
 
   /**

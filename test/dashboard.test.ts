@@ -110,6 +110,18 @@ describe('the dashboard', () => {
     expect(js.status).toBe(200);
     expect(js.headers.get('content-type')).toMatch(/^text\/javascript/);
     expect((await request(h.apiUrl, 'GET', '/dashboard/assets/hooks.mjs', { apiKey: null })).status).toBe(200);
+    // The page names every file with its content's digest: that URL may be kept for a year, any other is revalidated.
+    const page = pageAnswer.json as string;
+    const appUrl = /<script type="module" src="(\/dashboard\/assets\/app\.js\?v=[\w-]+)"/.exec(page)?.[1];
+    expect(appUrl).toBeDefined();
+    const versioned = await request(h.apiUrl, 'GET', appUrl!, { apiKey: null });
+    expect(versioned.headers.get('cache-control')).toBe('public, max-age=31536000, immutable');
+    expect(versioned.json).toBe(fs.readFileSync(path.join(__dirname, '..', 'dashboard', 'app.js'), 'utf8'));
+    expect(js.headers.get('cache-control')).toBe('no-cache');
+    expect((await request(h.apiUrl, 'GET', '/dashboard/assets/app.js?v=stale', { apiKey: null })).headers.get('cache-control')).toBe('no-cache');
+    // The app's relative imports get the same versioned URLs through the import map.
+    const importMap = JSON.parse(/<script type="importmap">(.*?)<\/script>/s.exec(page)![1]) as { imports: Record<string, string> };
+    expect(importMap.imports['/dashboard/assets/api.js']).toMatch(/^\/dashboard\/assets\/api\.js\?v=[\w-]{16}$/);
     // Only the listed files: nothing else of the folder or of node_modules.
     expect((await request(h.apiUrl, 'GET', '/dashboard/assets/..%2Fpackage.json', { apiKey: null })).status).toBe(404);
     expect((await request(h.apiUrl, 'GET', '/dashboard/assets/package.json', { apiKey: null })).status).toBe(404);
