@@ -113,7 +113,7 @@ export async function startApiProcess(stack: BenchStack, log: (m: string) => voi
   return { url, child };
 }
 
-function runLoadClient(plan: { baseUrl: string; apiKey: string; paths: string[]; ratePerSecond: number; seconds: number; connections: number }): Promise<ApiLoadResult['load']> {
+export function runLoadClient(plan: { baseUrl: string; apiKey: string; paths: string[]; ratePerSecond: number; seconds: number; connections: number }): Promise<ApiLoadResult['load']> {
   return new Promise((resolve, reject) => {
     const child = spawn(TSX, [path.join(__dirname, 'api-load-client.ts'), JSON.stringify(plan)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';

@@ -187,13 +187,15 @@ export function printReport(r: Results): void {
   }
   const pages = r.dashboardPages;
   if (pages) {
+    const med = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
     rows.push([`Dashboard on a ${pages.recipients.toLocaleString('en')}-recipient delivery (headless Chromium, read key)`, '']);
     rows.push(
-      ['delivery page usable (first load cold, then warm)', `${pages.deliveryPageMs.join(' / ')} ms, median ${pages.deliveryPageMedianMs} ms`],
-      ['log first page usable (first load cold, then warm)', `${pages.logFirstPageMs.join(' / ')} ms, median ${pages.logFirstPageMedianMs} ms`],
-      [`send rate quiet / ${pages.openPages} pages open / quiet (${pages.windowSeconds} s each)`, `${pages.sendRate.quietBefore} / ${pages.sendRate.loaded} / ${pages.sendRate.quietAfter} recipients/s`],
-      ['send rate drop with the pages open', `${fmt(pages.sendRateDrop * 100)} %`],
-      ['extra CPU with the pages open', `API ${pages.extraCpuMsPerSecond.api} ms/s, Postgres ${pages.extraCpuMsPerSecond.postgres} ms/s`],
+      ['delivery page usable, cold / warm', `${pages.deliveryPageMs.cold.join(', ')} / ${pages.deliveryPageMs.warm.join(', ')} ms (warm median ${med(pages.deliveryPageMs.warm)} ms)`],
+      ['log first page usable, cold / warm', `${pages.logFirstPageMs.cold.join(', ')} / ${pages.logFirstPageMs.warm.join(', ')} ms (warm median ${med(pages.logFirstPageMs.warm)} ms)`],
+      [`send rate per window (${pages.windowSeconds} s; P = ${pages.openPages} pages open, R = their requests replayed)`, pages.windows.map((x) => `${x.rate}${x.kind === 'pages' ? ' P' : x.kind === 'replay' ? ' R' : ''}`).join(' / ') + ' recipients/s'],
+      ['API requests of the open pages', Object.entries(pages.pageRequestsPerSecond).map(([r, n]) => `${r} ${n}/s`).join(', ')],
+      ['send rate drop: pages open in Chromium / their requests replayed', `${fmt(pages.sendRateDrop.pages * 100)} % / ${fmt(pages.sendRateDrop.replay * 100)} %`],
+      ['extra CPU with the pages open', `API ${pages.extraCpuMsPerSecond.api} ms/s, Postgres ${pages.extraCpuMsPerSecond.postgres} ms/s, Chromium (idle class) ${pages.extraCpuMsPerSecond.chromium} ms/s`],
     );
   }
   if (r.totalSeconds !== undefined) rows.push(['Total', ''], ['bench run', fmt(r.totalSeconds, ' s')]);

@@ -22,7 +22,7 @@
  * Other flags: --analysis-timeout S (180: how long to wait for the analysis activity), --statement-timeout S (120: per
  * statement of the direct profiling runs), --max-minutes M (time limit of a fan-out), --apiload-recipients N (10,000), --apiload-rate R (200 reads/s),
  * --apiload-window S (60: each of the quiet, loaded, quiet windows), --pages-recipients N (100,000), --pages-open P (20),
- * --pages-window S (60), --ceiling-children N (2,000: size
+ * --pages-window S (30: nine windows, quiet in turn with the pages open or their requests replayed), --ceiling-children N (2,000: size
  * of the no-op child-workflow ceiling), --bare-messages N (the fan-out's size: messages of the bare send path),
  * --layout dev|cluster (dev: the Temporal dev server on SQLite, the default), --out FILE.
  *
@@ -307,7 +307,7 @@ async function main() {
       results.dashboardPages = await runDashboardPagesBench(stack, {
         recipients: positiveInt('pages-recipients', values['pages-recipients'], 100_000),
         openPages: positiveInt('pages-open', values['pages-open'], 20),
-        windowSeconds: positiveInt('pages-window', values['pages-window'], 60),
+        windowSeconds: positiveInt('pages-window', values['pages-window'], 30),
         loads: 5,
         tuning: envTuning,
         readKey: async () => (await createApiKey(stack.pool, { name: 'bench dashboard (read)', scopes: ['read'] })).secret,
