@@ -13,16 +13,14 @@ import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { expectAccessible, launchChromium, newPage as openPage, PageErrors, signIn as signInAt } from './support/dashboard-browser';
 import { startHarness, type Harness } from './support/harness';
 import { apiCall } from './support/http';
 import { buildApi } from '../runtime/composition-root';
 import { recipientWorkflowId } from '../workflows/contract';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const RESULTS_DIR = path.join(__dirname, '..', 'test-results');
-const AXE_SOURCE = fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
-const VIEWPORT = { width: 1366, height: 900 };
 const TEMPORAL_UI = 'http://127.0.0.1:8233';
 const u = randomUUID().slice(0, 8);
 const DOMAIN_A = `figa-${u}.example`;
@@ -30,7 +28,6 @@ const DOMAIN_B = `figb-${u}.example`;
 /** Sandbox MX (docs/sandbox-mx.md): hard- 550 5.1.1, disabled- 550 5.2.1, spam- 554 after DATA, full- 452 (retried). */
 const MIXED = [`alice@${DOMAIN_A}`, `bob@${DOMAIN_A}`, `hard-carl@${DOMAIN_A}`, `spam-dora@${DOMAIN_A}`, `erin@${DOMAIN_B}`, `disabled-finn@${DOMAIN_B}`, 'not-an-address'];
 
-type AxeResult = { violations: { id: string; impact: string | null; help: string; nodes: { target: unknown }[] }[] };
 type Counts = { recipients: number; sent: number; failed: number; softWaiting: number; takenIntoAccount: number; excluded: number; successPercent: number };
 
 let h: Harness;
@@ -38,7 +35,7 @@ let browser: Browser;
 /** A second API of the same stack whose dashboard links workflows to a Temporal UI. */
 let uiServer: Server;
 let uiApi = '';
-const pageErrors: string[] = [];
+const errors = new PageErrors();
 
 beforeAll(async () => {
   h = await startHarness({ env: { DELIVERY_FIGURES_CACHE_MS: '0' } });
@@ -47,7 +44,7 @@ beforeAll(async () => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));
   });
   uiApi = `http://127.0.0.1:${(uiServer.address() as { port: number }).port}`;
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+  browser = await launchChromium();
   fs.mkdirSync(RESULTS_DIR, { recursive: true });
 }, 180_000);
 
@@ -57,29 +54,13 @@ afterAll(async () => {
   await h?.stop();
 });
 
-afterEach(() => {
-  expect(pageErrors.splice(0), 'errors in the dashboard').toEqual([]);
-});
+afterEach(() => errors.expectNone());
 
+/** A page signed in on the API whose dashboard links workflows to a Temporal UI. */
 async function newPage(): Promise<Page> {
-  const context = await browser.newContext({ viewport: VIEWPORT });
-  const page = await context.newPage();
-  page.on('pageerror', (e) => pageErrors.push(`uncaught: ${e.message}`));
-  page.on('console', (m) => {
-    if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) pageErrors.push(`console: ${m.text()}`);
-  });
-  await page.goto(`${uiApi}/dashboard`);
-  await page.getByLabel('API key').fill(h.apiKey);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.getByRole('heading', { level: 1, name: 'Deliveries' }).waitFor();
+  const page = await openPage(browser, errors);
+  await signInAt(page, uiApi, h.apiKey);
   return page;
-}
-
-async function expectAccessible(page: Page, what: string): Promise<void> {
-  await page.evaluate(AXE_SOURCE);
-  const result = (await page.evaluate(() => (globalThis as unknown as { axe: { run(): Promise<unknown> } }).axe.run())) as AxeResult;
-  const serious = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
-  expect(serious.map((v) => `${v.impact} ${v.id}: ${v.help} at ${JSON.stringify(v.nodes.map((n) => n.target))}`), what).toEqual([]);
 }
 
 const poll = <T>(probe: () => T | Promise<T>, timeout = 15_000) => expect.poll(probe, { timeout });

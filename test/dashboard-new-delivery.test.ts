@@ -11,14 +11,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { simpleParser } from 'mailparser';
+import { expectAccessible, launchChromium, newPage as openPage, PageErrors, signIn as signInAt } from './support/dashboard-browser';
 import { startHarness, type Harness } from './support/harness';
 import { apiCall, request } from './support/http';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const AXE_SOURCE = fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
-const VIEWPORT = { width: 1366, height: 900 };
 const u = randomUUID().slice(0, 8);
 const DOMAIN = `new-delivery-${u}.example`;
 /** Sandbox MX conventions (docs/sandbox-mx.md): hard- is 550 5.1.1 at RCPT, spam- 554 after DATA; others are accepted. */
@@ -36,15 +34,13 @@ let browser: Browser;
 let sendKey = '';
 let readKey = '';
 let tmpDir = '';
-const pageErrors: string[] = [];
-
-type AxeResult = { violations: { id: string; impact: string | null; help: string; nodes: { target: unknown }[] }[] };
+const errors = new PageErrors();
 
 beforeAll(async () => {
   h = await startHarness();
   sendKey = (await h.createApiKey(['send'], `new delivery send ${u}`)).secret;
   readKey = (await h.createApiKey(['read'], `new delivery read ${u}`)).secret;
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+  browser = await launchChromium();
   tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'new-delivery-'));
 }, 180_000);
 
@@ -54,36 +50,10 @@ afterAll(async () => {
   if (tmpDir) fs.rmSync(tmpDir, { recursive: true, force: true });
 });
 
-afterEach(() => {
-  const seen = pageErrors.splice(0);
-  expect(seen, 'errors in the dashboard').toEqual([]);
-});
+afterEach(() => errors.expectNone());
 
-async function newPage(): Promise<Page> {
-  const context = await browser.newContext({ viewport: VIEWPORT });
-  const page = await context.newPage();
-  page.on('pageerror', (e) => pageErrors.push(`uncaught: ${e.message}`));
-  // CSP refusals and script errors are console errors; "Failed to load resource" is an answer the page expected (a
-  // 400 it shows, a response the test cut on purpose).
-  page.on('console', (m) => {
-    if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) pageErrors.push(`console: ${m.text()}`);
-  });
-  return page;
-}
-
-async function signIn(page: Page, key: string): Promise<void> {
-  await page.goto(`${h.apiUrl}/dashboard`);
-  await page.getByLabel('API key').fill(key);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.getByRole('heading', { level: 1, name: 'Deliveries' }).waitFor();
-}
-
-async function expectAccessible(page: Page, what: string): Promise<void> {
-  await page.evaluate(AXE_SOURCE);
-  const result = (await page.evaluate(() => (globalThis as unknown as { axe: { run(): Promise<unknown> } }).axe.run())) as AxeResult;
-  const serious = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
-  expect(serious.map((v) => `${v.impact} ${v.id}: ${v.help} at ${JSON.stringify(v.nodes.map((n) => n.target))}`), what).toEqual([]);
-}
+const newPage = () => openPage(browser, errors);
+const signIn = (page: Page, key: string) => signInAt(page, h.apiUrl, key);
 
 const poll = <T>(probe: () => T | Promise<T>, timeout = 15_000) => expect.poll(probe, { timeout });
 const kpi = (page: Page, id: string) => page.locator(`[data-kpi="${id}"] dd`);

@@ -11,18 +11,15 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { expectAccessible, launchChromium, newPage as openPage, PageErrors, signIn as signInAt, VIEWPORT } from './support/dashboard-browser';
 import { startHarness, type Harness } from './support/harness';
 import { apiCall } from './support/http';
 import { RETRY_CLASSES } from '../domain/failure';
 import { INBOUND_RULE_KINDS } from '../domain/bounce-rules/inbound-rule';
 import { seedInboundRules } from '../db/inbound-rule-store';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const IMAGES_DIR = path.join(__dirname, '..', 'docs', 'images');
-const AXE_SOURCE = fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
-/** A laptop screen. */
-const VIEWPORT = { width: 1366, height: 900 };
 const u = randomUUID().slice(0, 8);
 const QUALIFICATION = '/api/qualification-rules';
 const INBOUND = '/api/inbound-rules';
@@ -38,9 +35,8 @@ const LOOK_BEHIND = '(?<=x)y';
 let h: Harness;
 let browser: Browser;
 let readKey = '';
-const pageErrors: string[] = [];
+const errors = new PageErrors();
 
-type AxeResult = { violations: { id: string; impact: string | null; help: string; nodes: { target: unknown }[] }[] };
 type Rule = { id: string; enabled: boolean; origin: string; priority: number };
 
 beforeAll(async () => {
@@ -50,7 +46,7 @@ beforeAll(async () => {
   // and MX rules. The same bundled seed (idempotent by version), so later files classify as they would without it.
   await seedInboundRules(h.pool);
   readKey = (await h.createApiKey(['read'], `dashboard rules read ${u}`)).secret;
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+  browser = await launchChromium();
   fs.mkdirSync(IMAGES_DIR, { recursive: true });
 }, 180_000);
 
@@ -63,36 +59,12 @@ afterAll(async () => {
   }
 });
 
-afterEach(() => {
-  const seen = pageErrors.splice(0);
-  expect(seen, 'errors in the dashboard').toEqual([]);
-});
+afterEach(() => errors.expectNone());
 
-async function newPage(): Promise<Page> {
-  const context = await browser.newContext({ viewport: VIEWPORT });
-  const page = await context.newPage();
-  page.on('pageerror', (e) => pageErrors.push(`uncaught: ${e.message}`));
-  // A 400 the page asked for (a refused rule) is the browser's "Failed to load resource" line, not the page's fault.
-  page.on('console', (m) => {
-    if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) pageErrors.push(`console: ${m.text()}`);
-  });
-  return page;
-}
-
+const newPage = () => openPage(browser, errors);
 /** Signs in on a rules page's own link: the page opens there once the session is open. */
-async function signIn(page: Page, key: string, table: 'qualification' | 'inbound'): Promise<void> {
-  await page.goto(`${h.apiUrl}/dashboard#/rules/${table}`);
-  await page.getByLabel('API key').fill(key);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.getByRole('heading', { level: 1, name: table === 'qualification' ? 'Qualification rules' : 'Inbound rules' }).waitFor();
-}
-
-async function expectAccessible(page: Page, what: string): Promise<void> {
-  await page.evaluate(AXE_SOURCE);
-  const result = (await page.evaluate(() => (globalThis as unknown as { axe: { run(): Promise<unknown> } }).axe.run())) as AxeResult;
-  const serious = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
-  expect(serious.map((v) => `${v.impact} ${v.id}: ${v.help} at ${JSON.stringify(v.nodes.map((n) => n.target))}`), what).toEqual([]);
-}
+const signIn = (page: Page, key: string, table: 'qualification' | 'inbound') =>
+  signInAt(page, h.apiUrl, key, { hash: `#/rules/${table}`, heading: table === 'qualification' ? 'Qualification rules' : 'Inbound rules' });
 
 const poll = <T>(probe: () => T | Promise<T>) => expect.poll(probe, { timeout: 15_000 });
 const rows = (page: Page) => page.locator('tr[data-rule]');

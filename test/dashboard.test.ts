@@ -13,19 +13,16 @@ import { randomUUID } from 'node:crypto';
 import express from 'express';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { expectAccessible, launchChromium, newPage as openPage, PageErrors, signIn as signInAt } from './support/dashboard-browser';
 import { startHarness, type Harness } from './support/harness';
 import { apiCall, request } from './support/http';
 import { createDashboardRouter } from '../api/dashboard-routes';
 import { WebhookReceiver } from './support/webhook-receiver';
 import { WEBHOOK_EVENT_TYPES } from '../domain/webhook-events';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const IMAGES_DIR = path.join(__dirname, '..', 'docs', 'images');
 const RESULTS_DIR = path.join(__dirname, '..', 'test-results');
-const AXE_SOURCE = fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
-/** A laptop screen. */
-const VIEWPORT = { width: 1366, height: 900 };
 const u = randomUUID().slice(0, 8);
 const DOMAIN = `dash-${u}.example`;
 const NAME = `Spring newsletter ${u}`;
@@ -38,17 +35,13 @@ let browser: Browser;
 let sendKey = '';
 let readKey = '';
 let deliveryId = '';
-/** What went wrong inside the pages of the current test (checked after each test). */
-const pageErrors: string[] = [];
-
-// The project compiles without the DOM types: the few browser-side functions below go through globalThis.
-type AxeResult = { violations: { id: string; impact: string | null; help: string; nodes: { target: unknown }[] }[] };
+const errors = new PageErrors();
 
 beforeAll(async () => {
   h = await startHarness();
   sendKey = (await h.createApiKey(['send'], `dashboard send ${u}`)).secret;
   readKey = (await h.createApiKey(['read'], `dashboard read ${u}`)).secret;
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+  browser = await launchChromium();
   fs.mkdirSync(IMAGES_DIR, { recursive: true });
   fs.mkdirSync(RESULTS_DIR, { recursive: true });
 }, 180_000);
@@ -58,37 +51,10 @@ afterAll(async () => {
   await h?.stop();
 });
 
-afterEach(() => {
-  const seen = pageErrors.splice(0);
-  expect(seen, 'errors in the dashboard').toEqual([]);
-});
+afterEach(() => errors.expectNone());
 
-async function newPage(): Promise<Page> {
-  const context = await browser.newContext({ viewport: VIEWPORT, acceptDownloads: true });
-  const page = await context.newPage();
-  page.on('pageerror', (e) => pageErrors.push(`uncaught: ${e.message}`));
-  // CSP refusals and script errors are console errors; an answer the page expects (401 of a wrong key, 404 of an
-  // address without a quarantine record) is the browser's "Failed to load resource" line, which is not the page's fault.
-  page.on('console', (m) => {
-    if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) pageErrors.push(`console: ${m.text()}`);
-  });
-  return page;
-}
-
-async function signIn(page: Page, key: string): Promise<void> {
-  await page.goto(`${h.apiUrl}/dashboard`);
-  await page.getByLabel('API key').fill(key);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.getByRole('heading', { level: 1, name: 'Deliveries' }).waitFor();
-}
-
-/** axe-core inside the page (evaluated through the debugging protocol, so the page's CSP stays as it is). */
-async function expectAccessible(page: Page, what: string): Promise<void> {
-  await page.evaluate(AXE_SOURCE);
-  const result = (await page.evaluate(() => (globalThis as unknown as { axe: { run(): Promise<unknown> } }).axe.run())) as AxeResult;
-  const serious = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
-  expect(serious.map((v) => `${v.impact} ${v.id}: ${v.help} at ${JSON.stringify(v.nodes.map((n) => n.target))}`), what).toEqual([]);
-}
+const newPage = () => openPage(browser, errors, { acceptDownloads: true });
+const signIn = (page: Page, key: string) => signInAt(page, h.apiUrl, key);
 
 async function screenshot(page: Page, name: string): Promise<void> {
   const file = path.join(IMAGES_DIR, `dashboard-${name}.png`);
