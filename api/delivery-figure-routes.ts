@@ -16,6 +16,7 @@ import { recipientWorkflowId } from '../workflows/contract';
 import type { DeliveryService } from './delivery-service';
 import { deliveryIdParam, recipientIdParam } from './delivery-routes';
 import { NotFoundError } from './http-errors';
+import { SharedReads } from './shared-reads';
 
 export const timelineQuery = z.object({
   buckets: z.coerce.number().int().min(2).max(500).default(60).describe('at most this many time buckets (a round width is chosen from the time span)'),
@@ -59,22 +60,10 @@ export function createDeliveryFigureRouter(deps: DeliveryFigureDeps): Router {
    * aggregate over every recipient (a few hundred ms at a million), so Postgres runs it once per interval whatever the
    * number of pages polling it. The promise is kept, so that concurrent reads share one statement.
    */
-  const cache = new Map<string, { atMs: number; answer: Promise<unknown> }>();
+  const shared = new SharedReads<unknown>(deps.settings.DELIVERY_FIGURES_CACHE_MS, { maxEntries: 1000 });
   function cached<T>(d: DeliveryRow, key: string, read: () => Promise<T>): Promise<T> {
-    const ttl = deps.settings.DELIVERY_FIGURES_CACHE_MS;
-    if (ttl <= 0 || isEndedPhase(d.state)) return read();
-    const now = Date.now();
-    const k = `${d.id} ${key}`;
-    const hit = cache.get(k);
-    if (hit && now - hit.atMs < ttl) return hit.answer as Promise<T>;
-    if (cache.size >= 1000) for (const [old, e] of cache) if (now - e.atMs >= ttl) cache.delete(old);
-    const answer = read();
-    const entry = { atMs: now, answer };
-    cache.set(k, entry);
-    answer.catch(() => {
-      if (cache.get(k) === entry) cache.delete(k);
-    });
-    return answer;
+    if (isEndedPhase(d.state)) return read();
+    return shared.get(`${d.id} ${key}`, read) as Promise<T>;
   }
 
   async function delivery(id: string): Promise<DeliveryRow> {
