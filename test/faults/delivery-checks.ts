@@ -4,6 +4,7 @@
  * kind), and how long the delivery took to get going again. See docs/fault-suite.md.
  */
 import { WorkflowNotFoundError } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
 import { DeliveryLog } from '../../db/delivery-log';
 import type { DeliveryKpis } from '../../domain/efs-status';
 import { deliveryKpisQuery, deliveryStateQuery, deliveryWorkflowId, recipientWorkflowId } from '../../workflows/contract';
@@ -107,7 +108,52 @@ export async function waitForCompletion(stack: ProcessStack, deliveryId: string,
     }
     await new Promise((r) => setTimeout(r, 500));
   }
-  throw new Error(`delivery ${deliveryId} did not complete within ${timeoutMs / 1000} s; last: ${last}\n${stack.logs(20)}`);
+  const diagnosis = await diagnoseNotFinal(stack, deliveryId).catch((e) => `(no diagnosis: ${(e as Error).message})`);
+  throw new Error(`delivery ${deliveryId} did not complete within ${timeoutMs / 1000} s; last: ${last}\n${diagnosis}\n${stack.logs(20)}`);
+}
+
+/**
+ * Where the recipients that are not final stand (at most five): their log row and attempts, whether their workflow
+ * exists, what it is waiting for (pending activities with their attempt and last failure, the last events of its
+ * history), and the state and leases of the receiving sites. Printed when a delivery does not complete, so that a
+ * rare hang seen once in CI says where it hung.
+ */
+async function diagnoseNotFinal(stack: ProcessStack, deliveryId: string): Promise<string> {
+  const out: string[] = [];
+  const stuck = (
+    await stack.pool.query<{ recipient_id: number; status: string; attempts: number }>(
+      `SELECT r.recipient_id, r.status, (SELECT count(*)::int FROM send_attempts a WHERE a.delivery_id = r.delivery_id AND a.recipient_id = r.recipient_id) AS attempts
+       FROM delivery_recipients r WHERE r.delivery_id = $1 AND r.status NOT IN ('sent', 'failed', 'excluded') ORDER BY r.recipient_id LIMIT 5`,
+      [deliveryId],
+    )
+  ).rows;
+  out.push(`not final (first ${stuck.length}): ${JSON.stringify(stuck)}`);
+  for (const r of stuck) {
+    const attempts = (await stack.pool.query(`SELECT attempt, outcome, smtp_code, reply_text, started_at, finished_at FROM send_attempts WHERE delivery_id = $1 AND recipient_id = $2 ORDER BY attempt`, [deliveryId, r.recipient_id])).rows;
+    out.push(`recipient ${r.recipient_id} attempts: ${JSON.stringify(attempts)}`);
+    const handle = stack.client.workflow.getHandle(recipientWorkflowId(deliveryId, r.recipient_id));
+    try {
+      const d = await handle.describe();
+      const pending = (d.raw.pendingActivities ?? []).map((a) => ({
+        type: a.activityType?.name,
+        state: a.state,
+        attempt: a.attempt,
+        lastFailure: a.lastFailure?.message,
+        nextAttemptAt: a.nextAttemptScheduleTime?.seconds?.toString(),
+        lastHeartbeatAt: a.lastHeartbeatTime?.seconds?.toString(),
+      }));
+      out.push(`recipient ${r.recipient_id} workflow: ${d.status.name}, pending activities ${JSON.stringify(pending)}`);
+      const events = ((await handle.fetchHistory()).events ?? []).map((e) => `${e.eventId} ${temporal.api.enums.v1.EventType[e.eventType ?? 0] ?? e.eventType}`);
+      out.push(`recipient ${r.recipient_id} last events: ${events.slice(-12).join(', ')}`);
+    } catch (e) {
+      out.push(`recipient ${r.recipient_id} workflow: ${e instanceof WorkflowNotFoundError ? 'does not exist' : (e as Error).message}`);
+    }
+  }
+  const sites = (await stack.pool.query(`SELECT * FROM mx_sites`)).rows;
+  const leases = (await stack.pool.query(`SELECT site, slot, holder, expires_at > clock_timestamp() AS live FROM mx_site_leases ORDER BY site, slot`)).rows;
+  out.push(`mx_sites: ${JSON.stringify(sites)}`);
+  out.push(`mx_site_leases: ${JSON.stringify(leases)}`);
+  return out.join('\n');
 }
 
 /** Every recipient workflow of the delivery as the server's visibility store lists them, with its EfsStatus attribute. */
