@@ -211,10 +211,9 @@ export function createDeliveryRouter(service: DeliveryService, audit: AuditRecor
   router.get('/api/deliveries/:id/recipients/:rid', async (req, res) => {
     const id = deliveryIdParam(req);
     const rid = recipientIdParam.parse(req.params.rid);
-    const row = await service.log.recipient(id, rid);
-    if (!row) throw new NotFoundError(`recipient ${rid} of delivery ${id} does not exist`);
-    const [transitions, attempts] = await Promise.all([service.log.transitions(id, rid), service.log.attempts(id, rid)]);
-    res.json({ recipient: row, transitions, attempts, workflowId: recipientWorkflowId(id, rid) });
+    const detail = await service.log.recipientDetail(id, rid);
+    if (!detail) throw new NotFoundError(`recipient ${rid} of delivery ${id} does not exist`);
+    res.json({ ...detail, workflowId: recipientWorkflowId(id, rid) });
   });
 
   router.post('/api/deliveries/:id/confirm', async (req, res) => {

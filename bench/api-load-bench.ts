@@ -2,10 +2,12 @@
  * The API under read load while a delivery sends: does the API hold a steady rate of authenticated reads with a low
  * p99, and what does that load cost the sending rate?
  *
- * One large delivery sends throughout. Its completion rate is measured over three consecutive windows of equal
- * length: without load, with the load generator running, without load again. Comparing the loaded window with the
- * mean of the two quiet ones around it cancels most of the drift of a shared machine (and the slow changes of the
- * delivery's own rate). The API runs as its own process, as in the production layout; the load generator too.
+ * One large delivery sends throughout. Its completion rate is measured over consecutive windows of equal length that
+ * alternate: quiet, loaded, quiet, loaded, ... quiet (`rounds` loaded windows). Each loaded window is compared with the
+ * mean of the two quiet ones around it, which cancels most of the drift of a shared machine and of the delivery's own
+ * rate; the drop reported is the mean over the rounds, each round's shown too (one quiet/loaded/quiet triple was
+ * fooled by a delivery still speeding up). The API runs as its own process, as in the production layout; the load
+ * generator too.
  * API_LOAD_PROFILE_DIR=<dir> in the environment writes a CPU profile of the API process there (node --cpu-prof).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -23,13 +25,17 @@ export interface ApiLoadResult {
   /** Requests per second asked of the load generator, and the mix of paths it cycled through. */
   targetRatePerSecond: number;
   windowSeconds: number;
+  /** Loaded windows, each between two quiet ones. */
+  rounds: number;
   paths: string[];
   load: { requests: number; perSecond: number; latencyMs: { p50: number; p90: number; p99: number; max: number }; non2xx: number; errors: number; timeouts: number; statusCodes: Record<string, number> };
-  /** Recipients made final per second in each window. */
-  sendRate: { quietBefore: number; loaded: number; quietAfter: number };
-  /** 1 − loaded ÷ mean(quiet windows): the share of the sending rate the read load took. */
+  /** Recipients made final per second in each window, in order (quiet first and last). */
+  windows: { kind: 'quiet' | 'loaded'; rate: number }[];
+  /** Per round: 1 − loaded ÷ mean(the quiet windows on each side). */
+  dropPerRound: number[];
+  /** The mean of dropPerRound: the share of the sending rate the read load took. */
   sendRateDrop: number;
-  /** CPU ms the API process spent per read served during the loaded window. */
+  /** CPU ms the API process spent per read served during the loaded windows. */
   apiCpuMsPerRead: number;
   /**
    * What one read of each kind costs, measured after the windows (sending cancelled, so Postgres is otherwise idle):
@@ -132,12 +138,32 @@ export function runLoadClient(plan: { baseUrl: string; apiKey: string; paths: st
   });
 }
 
+/**
+ * The load generator's results of several windows as one: counts add up, rates and p50 are means, and p90, p99 and max
+ * are the worst window's (percentiles of separate runs cannot be merged exactly; the worst is the honest bound).
+ */
+function combinedLoad(loads: ApiLoadResult['load'][]): ApiLoadResult['load'] {
+  const sum = (f: (l: ApiLoadResult['load']) => number) => loads.reduce((a, l) => a + f(l), 0);
+  const worst = (f: (l: ApiLoadResult['load']) => number) => Math.max(...loads.map(f));
+  const statusCodes: Record<string, number> = {};
+  for (const l of loads) for (const [k, v] of Object.entries(l.statusCodes)) statusCodes[k] = (statusCodes[k] ?? 0) + v;
+  return {
+    requests: sum((l) => l.requests),
+    perSecond: round(sum((l) => l.perSecond) / loads.length, 1),
+    latencyMs: { p50: round(sum((l) => l.latencyMs.p50) / loads.length, 1), p90: worst((l) => l.latencyMs.p90), p99: worst((l) => l.latencyMs.p99), max: worst((l) => l.latencyMs.max) },
+    non2xx: sum((l) => l.non2xx),
+    errors: sum((l) => l.errors),
+    timeouts: sum((l) => l.timeouts),
+    statusCodes,
+  };
+}
+
 export async function runApiLoadBench(
   stack: BenchStack,
-  opts: { recipients: number; ratePerSecond: number; windowSeconds: number; tuning: WorkerTuning; readKey: () => Promise<string>; log: (m: string) => void },
+  opts: { recipients: number; ratePerSecond: number; windowSeconds: number; rounds: number; tuning: WorkerTuning; readKey: () => Promise<string>; log: (m: string) => void },
 ): Promise<ApiLoadResult> {
   const { log, recipients: n, windowSeconds: w } = opts;
-  log(`api-load: ${n.toLocaleString('en')} recipients, ${opts.ratePerSecond} reads/s, windows of ${w} s`);
+  log(`api-load: ${n.toLocaleString('en')} recipients, ${opts.ratePerSecond} reads/s, ${opts.rounds} loaded windows of ${w} s between quiet ones`);
   const upload = await uploadList(stack, cleanPopulation(n), `bench api load ${n}`);
   await stack.startWorker(opts.tuning);
   await stack.deps.keys.ensureKey(BENCH_FROM.address.split('@')[1], stack.settings.DKIM_SELECTOR, 'rsa-sha256');
@@ -170,14 +196,24 @@ export async function runApiLoadBench(
       const rate = ((await finalCount(stack, id)) - c0) / ((performance.now() - t0) / 1000);
       return { rate: round(rate, 2), load };
     };
-    const before = await windowRate();
-    log(`api-load: quiet window ${before.rate}/s`);
-    const apiCpu0 = apiCpuSeconds(api.child.pid!);
-    const loaded = await windowRate(runLoadClient({ baseUrl: api.url, apiKey, paths, ratePerSecond: opts.ratePerSecond, seconds: w, connections: 20 }));
-    const apiCpuMsPerRead = round(((apiCpuSeconds(api.child.pid!) - apiCpu0) * 1000) / Math.max(1, loaded.load!.requests), 2);
-    log(`api-load: loaded window ${loaded.rate}/s; p99 ${loaded.load!.latencyMs.p99} ms over ${loaded.load!.requests} requests; API CPU ${apiCpuMsPerRead} ms per read`);
-    const after = await windowRate();
-    log(`api-load: quiet window ${after.rate}/s`);
+    const windows: ApiLoadResult['windows'] = [];
+    const loads: ApiLoadResult['load'][] = [];
+    let apiCpuMs = 0;
+    const quiet = async () => {
+      const q = await windowRate();
+      windows.push({ kind: 'quiet', rate: q.rate });
+      log(`api-load: quiet window ${q.rate}/s`);
+    };
+    await quiet();
+    for (let i = 0; i < opts.rounds; i++) {
+      const apiCpu0 = apiCpuSeconds(api.child.pid!);
+      const loaded = await windowRate(runLoadClient({ baseUrl: api.url, apiKey, paths, ratePerSecond: opts.ratePerSecond, seconds: w, connections: 20 }));
+      apiCpuMs += (apiCpuSeconds(api.child.pid!) - apiCpu0) * 1000;
+      windows.push({ kind: 'loaded', rate: loaded.rate });
+      loads.push(loaded.load!);
+      log(`api-load: loaded window ${loaded.rate}/s; p99 ${loaded.load!.latencyMs.p99} ms over ${loaded.load!.requests} requests`);
+      await quiet();
+    }
     if ((await finalCount(stack, id)) >= n) log('api-load: WARNING the delivery completed during the windows; use more recipients');
     await stack.service.cancel(id, 'bench api-load done').catch(() => undefined);
     // Let the cancelled delivery's last attempts finish so that Postgres works only for the reads measured below.
@@ -191,16 +227,23 @@ export async function runApiLoadBench(
     ];
     const costs = await costPerRead(stack, api.child.pid!, api.url, apiKey, groups, 300);
     for (const c of costs) log(`api-load: ${c.path}: API ${c.apiCpuMs} ms + Postgres ${c.postgresCpuMs} ms of CPU per read, ${c.meanMs} ms each`);
-    const quiet = (before.rate + after.rate) / 2;
+    const dropPerRound = windows.flatMap((x, i) => {
+      if (x.kind !== 'loaded') return [];
+      const around = (windows[i - 1]!.rate + windows[i + 1]!.rate) / 2;
+      return [round(around > 0 ? 1 - x.rate / around : NaN, 3)];
+    });
+    const load = combinedLoad(loads);
     return {
       recipients: n,
       targetRatePerSecond: opts.ratePerSecond,
       windowSeconds: w,
+      rounds: opts.rounds,
       paths,
-      load: loaded.load!,
-      sendRate: { quietBefore: before.rate, loaded: loaded.rate, quietAfter: after.rate },
-      sendRateDrop: round(quiet > 0 ? 1 - loaded.rate / quiet : NaN, 3),
-      apiCpuMsPerRead,
+      load,
+      windows,
+      dropPerRound,
+      sendRateDrop: round(dropPerRound.reduce((a, b) => a + b, 0) / dropPerRound.length, 3),
+      apiCpuMsPerRead: round(apiCpuMs / Math.max(1, load.requests), 2),
       costPerRead: costs,
     };
   } finally {

@@ -175,13 +175,13 @@ export function printReport(r: Results): void {
   }
   const load = r.apiLoad;
   if (load) {
-    rows.push([`API under read load (${load.recipients.toLocaleString('en')}-recipient delivery sending, ${load.targetRatePerSecond} reads/s asked, windows of ${load.windowSeconds} s)`, '']);
+    rows.push([`API under read load (${load.recipients.toLocaleString('en')}-recipient delivery sending, ${load.targetRatePerSecond} reads/s asked, ${load.rounds} loaded windows of ${load.windowSeconds} s between quiet ones)`, '']);
     rows.push(
       ['reads served', `${fmt(load.load.requests)} (${fmt(load.load.perSecond, '/s')}), non-2xx ${fmt(load.load.non2xx)}, errors ${fmt(load.load.errors)}, timeouts ${fmt(load.load.timeouts)}`],
-      ['latency p50 / p90 / p99 / max', `${load.load.latencyMs.p50} / ${load.load.latencyMs.p90} / ${load.load.latencyMs.p99} / ${load.load.latencyMs.max} ms`],
-      ['send rate quiet / loaded / quiet', `${load.sendRate.quietBefore} / ${load.sendRate.loaded} / ${load.sendRate.quietAfter} recipients/s`],
-      ['send rate drop under load', `${fmt(load.sendRateDrop * 100)} %`],
-      ['API CPU per read (loaded window)', `${load.apiCpuMsPerRead} ms`],
+      ['latency p50 (mean) / p90 / p99 / max (worst window)', `${load.load.latencyMs.p50} / ${load.load.latencyMs.p90} / ${load.load.latencyMs.p99} / ${load.load.latencyMs.max} ms`],
+      ['send rate per window (L = loaded)', `${load.windows.map((x) => `${x.rate}${x.kind === 'loaded' ? ' L' : ''}`).join(' / ')} recipients/s`],
+      ['send rate drop under load, mean (per round)', `${fmt(load.sendRateDrop * 100)} % (${load.dropPerRound.map((d) => `${fmt(d * 100)} %`).join(', ')})`],
+      ['API CPU per read (loaded windows)', `${load.apiCpuMsPerRead} ms`],
       ...load.costPerRead.map((c): [string, string] => [`  ${c.path}`, `API ${c.apiCpuMs} + Postgres ${c.postgresCpuMs} ms CPU, ${c.meanMs} ms per read (${c.reads} in a row)`]),
     );
   }

@@ -21,7 +21,7 @@
  *
  * Other flags: --analysis-timeout S (180: how long to wait for the analysis activity), --statement-timeout S (120: per
  * statement of the direct profiling runs), --max-minutes M (time limit of a fan-out), --apiload-recipients N (10,000), --apiload-rate R (200 reads/s),
- * --apiload-window S (60: each of the quiet, loaded, quiet windows), --pages-recipients N (100,000), --pages-open P (20),
+ * --apiload-window S (45: each window), --apiload-rounds R (2: loaded windows, each between quiet ones), --pages-recipients N (100,000), --pages-open P (20),
  * --pages-window S (30: nine windows, quiet in turn with the pages open or their requests replayed), --ceiling-children N (2,000: size
  * of the no-op child-workflow ceiling), --bare-messages N (the fan-out's size: messages of the bare send path),
  * --layout dev|cluster (dev: the Temporal dev server on SQLite, the default), --out FILE.
@@ -123,6 +123,7 @@ async function main() {
       'apiload-recipients': { type: 'string' },
       'apiload-rate': { type: 'string' },
       'apiload-window': { type: 'string' },
+      'apiload-rounds': { type: 'string' },
       'pages-recipients': { type: 'string' },
       'pages-open': { type: 'string' },
       'pages-window': { type: 'string' },
@@ -291,12 +292,13 @@ async function main() {
       if (results.ratios.engineOverBare !== undefined) log(`engine / bare send path (b): ${results.ratios.engineOverBare.toFixed(2)}×  (${engine}/s over ${results.bare!.messagesPerSecond}/s)`);
     }
 
-    // Opt-in (--only apiload): several minutes of a large delivery, measured in three windows.
+    // Opt-in (--only apiload): several minutes of a large delivery, measured in alternating quiet and loaded windows.
     if (only.has('apiload')) await section('apiload', async () => {
       results.apiLoad = await runApiLoadBench(stack, {
         recipients: positiveInt('apiload-recipients', values['apiload-recipients'], 10_000),
         ratePerSecond: positiveInt('apiload-rate', values['apiload-rate'], 200),
-        windowSeconds: positiveInt('apiload-window', values['apiload-window'], 60),
+        windowSeconds: positiveInt('apiload-window', values['apiload-window'], 45),
+        rounds: positiveInt('apiload-rounds', values['apiload-rounds'], 2),
         tuning: envTuning,
         readKey: async () => (await createApiKey(stack.pool, { name: 'bench api-load (read)', scopes: ['read'] })).secret,
         log,

@@ -94,7 +94,12 @@ describe('EFS status transitions', () => {
       expect(view.attempts, key).toBe(logRow!.attempts);
       expect(logRow!.attempts, key).toBeGreaterThanOrEqual(minAttempts);
       expect((await h.service.log.attempts(id, rid)).length, key).toBe(logRow!.attempts);
+      // The API's recipient route reads the same three things in one statement: as JSON, the same answer.
+      const detail = await h.service.log.recipientDetail(id, rid);
+      const separate = { recipient: logRow, transitions: await h.service.log.transitions(id, rid), attempts: await h.service.log.attempts(id, rid) };
+      expect(JSON.parse(JSON.stringify(detail)), key).toEqual(JSON.parse(JSON.stringify(separate)));
     }
+    expect(await h.service.log.recipientDetail(id, 999_999)).toBeNull();
     // Search attributes follow each transition: the Web UI can list a delivery's failed + mailbox_full recipients.
     const listed = async (query: string) => {
       const ids: string[] = [];
