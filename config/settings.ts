@@ -185,6 +185,13 @@ export const settingsSchema = z.object({
   /** Worker concurrency for the send activity in one process. */
   WORKER_MAX_CONCURRENT_ACTIVITIES: z.coerce.number().int().positive().default(100),
   WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: z.coerce.number().int().positive().default(40),
+  /**
+   * Workflows a worker keeps in memory between their tasks (the sticky cache). A sent recipient's workflow stays open
+   * for LATE_FEEDBACK_WINDOW_SECONDS with nothing to do, so on a large delivery the cache fills with waiting workflows:
+   * what it must hold is the recipients in flight (DELIVERY_MAX_IN_FLIGHT), and a waiting one that is evicted is replayed once,
+   * from its short history, when its window ends. docs/benchmarks.md "cost curve" measures the size.
+   */
+  WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(0).default(2500),
   /** A prebuilt workflow bundle (bundleWorkflowCode output) the worker loads instead of bundling workflows/ at start. */
   WORKFLOW_BUNDLE_PATH: z.string().optional(),
   /** Multiplies every soft-bounce retry delay. 1 in production; the sandbox demo and tests shrink days to seconds. */

@@ -152,6 +152,7 @@ export function buildWorker(rt: EngineRuntime, p: WorkerParts): Promise<Worker> 
     activities: p.activities ?? createActivities(p.deps),
     maxConcurrentActivities: p.maxConcurrentActivities ?? s.WORKER_MAX_CONCURRENT_ACTIVITIES,
     maxConcurrentWorkflowTasks: p.maxConcurrentWorkflowTasks ?? s.WORKER_MAX_CONCURRENT_WORKFLOW_TASKS,
+    maxCachedWorkflows: s.WORKER_MAX_CACHED_WORKFLOWS,
     workflowBundle: p.workflowBundle ?? (s.WORKFLOW_BUNDLE_PATH ? { codePath: s.WORKFLOW_BUNDLE_PATH } : undefined),
     dataConverter: temporalDataConverter(rt.secrets),
   });

@@ -10,6 +10,8 @@ export interface WorkerConfig {
   activities: Activities;
   maxConcurrentActivities: number;
   maxConcurrentWorkflowTasks: number;
+  /** The sticky cache's size (WORKER_MAX_CACHED_WORKFLOWS). */
+  maxCachedWorkflows: number;
   /** A prebuilt bundle (tests build it once); otherwise the worker bundles workflows/ at start. */
   workflowBundle?: WorkerOptions['workflowBundle'];
   /** The payload codec and failure converter (runtime/composition-root.ts); a prebuilt bundle must carry the same failure converter. */
@@ -32,7 +34,7 @@ export async function createWorker(c: WorkerConfig): Promise<Worker> {
     maxConcurrentActivityTaskExecutions: c.maxConcurrentActivities,
     maxConcurrentLocalActivityExecutions: c.maxConcurrentActivities,
     maxConcurrentWorkflowTaskExecutions: c.maxConcurrentWorkflowTasks,
-    // Recipient workflows are short and many: a big sticky cache avoids replaying them from history.
-    maxCachedWorkflows: 5_000,
+    // Recipient workflows are many: the cache keeps those in flight from being replayed from history at each task.
+    maxCachedWorkflows: c.maxCachedWorkflows,
   });
 }
