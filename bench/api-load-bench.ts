@@ -183,9 +183,10 @@ export async function runApiLoadBench(
       `/api/lists`,
     ];
 
-    // Steady state first: recipients are completing (the delivery has been analysed and its first pages handed over).
+    // Steady state first: a tenth of the delivery final. Its rate climbs for the first minutes (the window fills, the
+    // worker's caches warm): windows started at 200 final measured the climb (13, 20, 39/s quiet), not the load.
     const warmDeadline = Date.now() + 15 * 60_000;
-    while ((await finalCount(stack, id)) < Math.min(200, n / 10)) {
+    while ((await finalCount(stack, id)) < n / 10) {
       if (Date.now() > warmDeadline) throw new Error('api-load: the delivery did not start sending within 15 minutes');
       await sleep(500);
     }
