@@ -6,7 +6,7 @@ import { ErrorNote, html, link } from './components.js';
 import { DeliveriesPage } from './deliveries.js';
 import { DeliveryPage, deliveryPath } from './delivery.js';
 import { NewDeliveryPage } from './new-delivery.js';
-import { LogPage, logFirstReads } from './log.js';
+import { LogPage, logFirstRead } from './log.js';
 import { RecipientPage } from './recipient.js';
 import { AddressesPage } from './addresses.js';
 import { MxSitesPage } from './sites.js';
@@ -137,14 +137,14 @@ function Shell({ session, onSignOut }) {
 }
 
 /**
- * The session check, and the first reads of the page the app opens on (a delivery, its log), all sent at once: the
+ * The session check, and the first read of the page the app opens on (a delivery, its log), sent at once: the
  * page does not wait for the session's answer to ask for its own data (api.js, startEarlyRead). Only pages a read
  * key may see, and whose reads need no CSRF token (which the session's answer brings).
  */
 const opening = route(location.hash);
 const sessionAtLoad = currentSession();
 if (opening.page === 'delivery') startEarlyRead(deliveryPath(opening.id));
-else if (opening.page === 'log') for (const path of logFirstReads(opening.id, opening.query)) startEarlyRead(path);
+else if (opening.page === 'log') startEarlyRead(logFirstRead(opening.id, opening.query));
 
 function App() {
   const [session, setSession] = useState(undefined);

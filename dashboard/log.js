@@ -4,7 +4,7 @@
 // same-origin GET carries, and a read needs no CSRF token (api/auth/access-control.ts): the browser downloads the
 // file itself, however large, without the page holding it.
 import { useEffect, useState } from 'preact/hooks';
-import { firstRead } from './api.js';
+import { api, firstRead } from './api.js';
 import { ErrorNote, Loading, StatusBadge, html, link } from './components.js';
 import { deliveryPath } from './delivery.js';
 import { FAILURE_REASONS, FAILURE_TYPES, STATUSES, dateSeconds, num, words } from './format.js';
@@ -35,9 +35,9 @@ function pagePath(id, paramsKey, after, limit) {
   return `/api/deliveries/${id}/recipients?${q}`;
 }
 
-/** What the log page at `#/deliveries/<id>/log?<query>` reads first (app.js starts these as the app loads). */
-export function logFirstReads(id, query) {
-  return [pagePath(id, filterParams(filtersFrom(query)).toString(), 0, FIRST_PAGE_SIZE), deliveryPath(id)];
+/** The first page of the log at `#/deliveries/<id>/log?<query>` (app.js starts this read as the app loads). */
+export function logFirstRead(id, query) {
+  return pagePath(id, filterParams(filtersFrom(query)).toString(), 0, FIRST_PAGE_SIZE);
 }
 
 function LogTable({ id, rows, label }) {
@@ -78,9 +78,12 @@ export function LogPage({ id, query }) {
   const params = filterParams(filters);
   const narrowed = [...params.keys()].length > 0;
 
+  // The delivery's name, for the heading, once the first page is in: that read is the whole delivery (its KPIs an
+  // aggregate over every recipient once it has ended), and made at the same time it would slow the page's on the server.
+  const firstPageIn = page !== null || error !== null;
   useEffect(() => {
-    firstRead(deliveryPath(id)).then((d) => setName(d.name), () => undefined);
-  }, [id]);
+    if (firstPageIn) api('GET', deliveryPath(id)).then((d) => setName(d.name), () => undefined);
+  }, [id, firstPageIn]);
 
   const paramsKey = params.toString();
   useEffect(() => {
