@@ -1,7 +1,7 @@
 // One delivery: KPIs refreshed every 2 s while it is live (GET /api/deliveries/:id answers from the workflow's query,
 // not from Postgres), its figures over time, per domain and per site (figures.js, every 10 s), failures, waves, the
 // analysis report, and the controls for send/admin keys.
-import { useEffect, useRef, useState } from 'preact/hooks';
+import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import { api, firstRead } from './api.js';
 import { BarChart, ErrorNote, Kpis, Loading, PhaseBadge, html, link } from './components.js';
 import { date, dateSeconds, num, pct, words } from './format.js';
@@ -29,14 +29,16 @@ export const deliveryPath = (id) => `/api/deliveries/${id}`;
 
 /**
  * Polls `path` every POLL_MS while `live(body)` says so (and the tab is visible); `refresh()` reads it at once. The
- * first read is the one the app started at load, if it did (api.js, firstRead).
+ * first read is the one the app started at load, if it did (api.js, firstRead). A layout effect, which runs before the
+ * browser paints rather than a frame after: an answer already in (the app's early read) is then shown in the same frame
+ * as the page around it.
  */
 export function usePolled(path, live) {
   const [body, setBody] = useState(null);
   const [error, setError] = useState(null);
   const [tick, setTick] = useState(0);
   const timer = useRef(null);
-  useEffect(() => {
+  useLayoutEffect(() => {
     let gone = false;
     const load = async () => {
       clearTimeout(timer.current);

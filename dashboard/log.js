@@ -3,7 +3,7 @@
 // GET /api/deliveries/:id/recipients.csv with the same filters. The link works because the session is a cookie that a
 // same-origin GET carries, and a read needs no CSRF token (api/auth/access-control.ts): the browser downloads the
 // file itself, however large, without the page holding it.
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useLayoutEffect, useState } from 'preact/hooks';
 import { api, firstRead } from './api.js';
 import { ErrorNote, Loading, StatusBadge, html, link } from './components.js';
 import { deliveryPath } from './delivery.js';
@@ -86,7 +86,9 @@ export function LogPage({ id, query }) {
   }, [id, firstPageIn]);
 
   const paramsKey = params.toString();
-  useEffect(() => {
+  // Before the browser paints (a layout effect): the first page already read by the app as it loaded shows in the
+  // same frame as the page around it, not a frame later.
+  useLayoutEffect(() => {
     let gone = false;
     setError(null);
     firstRead(pagePath(id, paramsKey, after, pageSize)).then((b) => !gone && setPage(b), (e) => !gone && setError(e));
