@@ -15,6 +15,13 @@ import {
 const LIVE_VIEW_DEADLINE_MS = 5_000;
 /** How much older than LIVE_VIEW_CACHE_MS a delivery's answer may be when it is given while a new one is read. */
 const SUMMARY_STALE_MS = 5_000;
+/**
+ * How long the view of an ended delivery is reused, and how many are kept. Its workflow has closed: every query gives
+ * the same answer, at the cost of a worker replaying the whole history (about 50 ms for a short one, far more for a
+ * large delivery's). Not forever: an operator's `temporal workflow reset` would start the workflow again.
+ */
+const ENDED_VIEW_TTL_MS = 10 * 60_000;
+const ENDED_VIEWS_MAX = 1_000;
 import { randomUUID } from 'node:crypto';
 import type { Settings } from '../config/settings';
 import type { Stores } from '../db/stores';
@@ -48,6 +55,7 @@ import { DeliveryIdAttribute } from '../workflows/search-attributes';
 import type { CreateDeliveryInput } from './delivery-input';
 import { ConflictError, NotFoundError } from './http-errors';
 import { SharedReads } from './shared-reads';
+import { isEndedPhase } from '../domain/delivery-lifecycle';
 
 export interface DeliveryServiceOptions {
   client: Client;
@@ -66,6 +74,8 @@ export class DeliveryService {
    * one query per interval, not a hundred.
    */
   private readonly liveViews: SharedReads<{ view: DeliveryStateView | null; temporalUnavailable: boolean }>;
+  /** Views of deliveries whose workflow has ended (completed or cancelled), by delivery, oldest first. */
+  private readonly endedViews = new Map<string, { atMs: number; view: DeliveryStateView }>();
   /**
    * The delivery's whole answer to `GET /api/deliveries/:id` (row, live view and KPIs, serialised), shared the same way:
    * a polled page costs neither a Postgres read nor a serialisation per call. Past the interval, an answer up to
@@ -184,12 +194,21 @@ export class DeliveryService {
   }
 
   liveView(id: string): Promise<{ view: DeliveryStateView | null; temporalUnavailable: boolean }> {
+    const ended = this.endedViews.get(id);
+    if (ended && Date.now() - ended.atMs < ENDED_VIEW_TTL_MS) return Promise.resolve({ view: ended.view, temporalUnavailable: false });
     return this.liveViews.get(id, () => this.queryLiveView(id));
   }
 
   private async queryLiveView(id: string): Promise<{ view: DeliveryStateView | null; temporalUnavailable: boolean }> {
     try {
-      return { view: await this.o.client.withDeadline(Date.now() + LIVE_VIEW_DEADLINE_MS, () => this.workflowView(id)), temporalUnavailable: false };
+      const view = await this.o.client.withDeadline(Date.now() + LIVE_VIEW_DEADLINE_MS, () => this.workflowView(id));
+      // The phase is ended only once nothing is left for the workflow to do but return: this view is its last.
+      if (view && isEndedPhase(view.phase)) {
+        this.endedViews.delete(id);
+        if (this.endedViews.size >= ENDED_VIEWS_MAX) this.endedViews.delete(this.endedViews.keys().next().value!);
+        this.endedViews.set(id, { atMs: Date.now(), view });
+      }
+      return { view, temporalUnavailable: false };
     } catch (e) {
       if (e instanceof ServiceError || isGrpcServiceError(e) || isGrpcDeadlineError(e)) return { view: null, temporalUnavailable: true };
       throw e;
@@ -229,6 +248,7 @@ export class DeliveryService {
     } finally {
       // The next read shows what the update did (or why it was refused), not a view read before it.
       this.liveViews.forget(id);
+      this.endedViews.delete(id);
       this.summaries.forget(id);
     }
   }

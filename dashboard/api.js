@@ -37,7 +37,8 @@ export function issuePath(issue) {
 
 /**
  * `options.headers`: more headers (an Idempotency-Key); `options.contentType`: the body is sent as it is (a CSV file)
- * with that type, instead of as JSON.
+ * with that type, instead of as JSON; `options.quietOn401`: a 401 does not sign the app out (a read started before
+ * the app knew whether a session is open, whose 401 could arrive after a sign-in).
  */
 export async function api(method, path, body, options = {}) {
   const headers = { Accept: 'application/json', ...options.headers };
@@ -49,9 +50,37 @@ export async function api(method, path, body, options = {}) {
   const payload = body === undefined ? undefined : raw ? body : JSON.stringify(body);
   const r = await fetch(path, { method, headers, credentials: 'same-origin', body: payload });
   const json = await r.json().catch(() => null);
-  if (r.status === 401 && path !== '/api/session') for (const fn of listeners) fn();
+  if (r.status === 401 && path !== '/api/session' && !options.quietOn401) for (const fn of listeners) fn();
   if (!r.ok) throw new ApiError(r.status, json);
   return json;
+}
+
+/**
+ * Reads started as the app loads, before it knows whether a session is open (app.js): the page's first reads go out
+ * with the session check instead of after it, one round trip less before the page shows anything. A page takes each
+ * once, as its first read of that path; none is kept when no session is open, nor taken once it is EARLY_READ_MAX_MS
+ * old (a later visit reads anew).
+ */
+const EARLY_READ_MAX_MS = 10_000;
+const earlyReads = new Map();
+
+export function startEarlyRead(path) {
+  // The session check decides whether the app is signed in; a refusal of this read says nothing more.
+  const read = api('GET', path, undefined, { quietOn401: true });
+  // Its failure is the page's to show when it takes the read; one never taken is no error.
+  read.catch(() => undefined);
+  earlyReads.set(path, { read, atMs: Date.now() });
+}
+
+export function dropEarlyReads() {
+  earlyReads.clear();
+}
+
+/** GET `path`: the read started at load when there is one (taken once), else a new one. */
+export function firstRead(path) {
+  const early = earlyReads.get(path);
+  earlyReads.delete(path);
+  return early && Date.now() - early.atMs < EARLY_READ_MAX_MS ? early.read : api('GET', path);
 }
 
 /** Opens a session with a key (sent once, in Authorization); the browser keeps only the cookie. */

@@ -1,12 +1,12 @@
 // The dashboard's shell: sign-in with a key (a cookie session), the navigation, and the page of the URL's fragment.
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
-import { currentSession, onSignedOut, signIn, signOut } from './api.js';
+import { currentSession, dropEarlyReads, onSignedOut, signIn, signOut, startEarlyRead } from './api.js';
 import { ErrorNote, html, link } from './components.js';
 import { DeliveriesPage } from './deliveries.js';
-import { DeliveryPage } from './delivery.js';
+import { DeliveryPage, deliveryPath } from './delivery.js';
 import { NewDeliveryPage } from './new-delivery.js';
-import { LogPage } from './log.js';
+import { LogPage, logFirstRead } from './log.js';
 import { RecipientPage } from './recipient.js';
 import { AddressesPage } from './addresses.js';
 import { MxSitesPage } from './sites.js';
@@ -136,11 +136,28 @@ function Shell({ session, onSignOut }) {
     <main id="main" tabindex="-1">${page}</main>`;
 }
 
+/**
+ * The session check, and the first read of the page the app opens on (a delivery, its log), sent at once: the
+ * page does not wait for the session's answer to ask for its own data (api.js, startEarlyRead). Only pages a read
+ * key may see, and whose reads need no CSRF token (which the session's answer brings).
+ */
+const opening = route(location.hash);
+const sessionAtLoad = currentSession();
+if (opening.page === 'delivery') startEarlyRead(deliveryPath(opening.id));
+else if (opening.page === 'log') startEarlyRead(logFirstRead(opening.id, opening.query));
+
 function App() {
   const [session, setSession] = useState(undefined);
   const [error, setError] = useState(null);
   useEffect(() => {
-    currentSession().then(setSession, (e) => setError(e));
+    sessionAtLoad.then(
+      (s) => {
+        // Signed out: the reads started at load were refused; the page reads anew once signed in.
+        if (!s) dropEarlyReads();
+        setSession(s);
+      },
+      (e) => setError(e),
+    );
     return onSignedOut(() => setSession(null));
   }, []);
   if (error) return html`<main id="main"><h1>Email delivery dashboard</h1><${ErrorNote} error=${error} /></main>`;

@@ -1,6 +1,6 @@
 // Shared pieces of the dashboard's pages.
 import { h } from 'preact';
-import { useEffect, useRef } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import htm from 'htm';
 import { num, pct, phase as phaseLabel, status as statusLabel } from './format.js';
 
@@ -41,15 +41,57 @@ export function Kpis({ items, label }) {
 /** One colour: the bars' order and the table carry the meaning, not a colour code. */
 const BAR_COLOUR = '#1d4ed8';
 
+let chartJs = null;
+
 /**
- * A horizontal bar chart (Chart.js, loaded by the page as a classic script). The canvas is an image with a label;
- * the same figures are always in a table next to it, for screen readers and for copying.
+ * Chart.js, loaded the first time a chart is drawn: a classic script (it defines globalThis.Chart) added to the page
+ * then, at its versioned URL from the import map (api/dashboard-routes.ts). The page shows its figures without waiting
+ * for it; its charts draw themselves when it has run. A failed load is tried again by the next chart.
+ */
+export function loadChartJs() {
+  if (globalThis.Chart) return Promise.resolve(globalThis.Chart);
+  chartJs ??= new Promise((resolve, reject) => {
+    const script = document.createElement('script');
+    script.src = import.meta.resolve('./chart.umd.min.js');
+    script.async = true;
+    script.onload = () => (globalThis.Chart ? resolve(globalThis.Chart) : reject(new Error('Chart.js loaded without defining Chart')));
+    script.onerror = () => {
+      chartJs = null;
+      script.remove();
+      reject(new Error('Chart.js did not load'));
+    };
+    document.head.append(script);
+  });
+  return chartJs;
+}
+
+/** Chart.js once it has loaded (null until then: the chart's canvas, its label and its table are there already). */
+export function useChartJs() {
+  const [Chart, setChart] = useState(() => globalThis.Chart ?? null);
+  useEffect(() => {
+    if (Chart) return undefined;
+    let gone = false;
+    loadChartJs().then(
+      (c) => !gone && setChart(() => c),
+      // Without the library the figures are still in the table next to the chart.
+      () => undefined,
+    );
+    return () => {
+      gone = true;
+    };
+  }, []);
+  return Chart;
+}
+
+/**
+ * A horizontal bar chart (Chart.js, loaded when first needed: useChartJs). The canvas is an image with a label; the
+ * same figures are always in a table next to it, for screen readers and for copying.
  */
 export function BarChart({ label, entries }) {
   const canvas = useRef(null);
   const chart = useRef(null);
+  const Chart = useChartJs();
   useEffect(() => {
-    const Chart = globalThis.Chart;
     if (!Chart || !canvas.current) return undefined;
     chart.current = new Chart(canvas.current, {
       type: 'bar',
@@ -63,14 +105,18 @@ export function BarChart({ label, entries }) {
         scales: { x: { beginAtZero: true, ticks: { precision: 0, color: '#1f2937' } }, y: { ticks: { color: '#1f2937' } } },
       },
     });
-    return () => chart.current?.destroy();
-  }, []);
+    return () => {
+      chart.current?.destroy();
+      chart.current = null;
+    };
+  }, [Chart]);
+  // Also when Chart.js has just arrived: the new chart takes the figures already shown.
   useEffect(() => {
     if (!chart.current) return;
     chart.current.data.labels = entries.map((e) => e[0]);
     chart.current.data.datasets[0].data = entries.map((e) => e[1]);
     chart.current.update();
-  }, [JSON.stringify(entries)]);
+  }, [Chart, JSON.stringify(entries)]);
   const height = Math.max(80, entries.length * 32 + 40);
   return html`<div class="chart" style=${`height:${height}px`}>
     <canvas ref=${canvas} role="img" aria-label=${`${label}: ${entries.map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}`}></canvas>

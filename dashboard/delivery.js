@@ -1,8 +1,8 @@
 // One delivery: KPIs refreshed every 2 s while it is live (GET /api/deliveries/:id answers from the workflow's query,
 // not from Postgres), its figures over time, per domain and per site (figures.js, every 10 s), failures, waves, the
 // analysis report, and the controls for send/admin keys.
-import { useEffect, useRef, useState } from 'preact/hooks';
-import { api } from './api.js';
+import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
+import { api, firstRead } from './api.js';
 import { BarChart, ErrorNote, Kpis, Loading, PhaseBadge, html, link } from './components.js';
 import { date, dateSeconds, num, pct, words } from './format.js';
 import { DeliveryFigures } from './figures.js';
@@ -24,13 +24,21 @@ export function temporalLink(config, workflowId) {
   return `${url}/namespaces/${encodeURIComponent(namespace)}/workflows/${encodeURIComponent(workflowId)}`;
 }
 
-/** Polls `path` every POLL_MS while `live(body)` says so (and the tab is visible); `refresh()` reads it at once. */
+/** The API read of a delivery's page. */
+export const deliveryPath = (id) => `/api/deliveries/${id}`;
+
+/**
+ * Polls `path` every POLL_MS while `live(body)` says so (and the tab is visible); `refresh()` reads it at once. The
+ * first read is the one the app started at load, if it did (api.js, firstRead). A layout effect, which runs before the
+ * browser paints rather than a frame after: an answer already in (the app's early read) is then shown in the same frame
+ * as the page around it.
+ */
 export function usePolled(path, live) {
   const [body, setBody] = useState(null);
   const [error, setError] = useState(null);
   const [tick, setTick] = useState(0);
   const timer = useRef(null);
-  useEffect(() => {
+  useLayoutEffect(() => {
     let gone = false;
     const load = async () => {
       clearTimeout(timer.current);
@@ -39,7 +47,7 @@ export function usePolled(path, live) {
         return;
       }
       try {
-        const b = await api('GET', path);
+        const b = await firstRead(path);
         if (gone) return;
         setBody(b);
         setError(null);
@@ -242,7 +250,7 @@ function findingsList(findings) {
 }
 
 export function DeliveryPage({ id, canSend }) {
-  const { body: d, error, refresh } = usePolled(`/api/deliveries/${id}`, (b) => !ENDED.includes(b.state));
+  const { body: d, error, refresh } = usePolled(deliveryPath(id), (b) => !ENDED.includes(b.state));
   const [config, setConfig] = useState(null);
   useEffect(() => {
     dashboardConfig().then(setConfig);

@@ -4,7 +4,7 @@
 // answer for DELIVERY_FIGURES_CACHE_MS (10 s) across pages, so more pages do not mean more load.
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { api } from './api.js';
-import { ErrorNote, Loading, html } from './components.js';
+import { ErrorNote, Loading, html, useChartJs } from './components.js';
 import { dateSeconds, num, pct, status as statusLabel, words } from './format.js';
 
 export const FIGURES_POLL_MS = 10_000;
@@ -57,15 +57,15 @@ function withOther(p) {
   return { ...p, otherTaken: p.takenIntoAccount - p.softWaiting };
 }
 
-/** Cumulative statuses over time: a stacked area chart (Chart.js), its final figures as its label, and every point in a table. */
+/** Cumulative statuses over time: a stacked area chart (Chart.js, when it has loaded), its final figures as its label, and every point in a table. */
 function TimelineChart({ t }) {
   const canvas = useRef(null);
   const chart = useRef(null);
   const points = t.points.map(withOther);
   const long = t.bucketSeconds >= 3600;
   const labels = points.map((p) => (long ? DAY_TIME : TIME).format(new Date(p.at)));
+  const Chart = useChartJs();
   useEffect(() => {
-    const Chart = globalThis.Chart;
     if (!Chart || !canvas.current) return undefined;
     chart.current = new Chart(canvas.current, {
       type: 'line',
@@ -79,8 +79,12 @@ function TimelineChart({ t }) {
         scales: { x: { ticks: { color: '#1f2937', maxTicksLimit: 10 } }, y: { stacked: true, beginAtZero: true, ticks: { precision: 0, color: '#1f2937' } } },
       },
     });
-    return () => chart.current?.destroy();
-  }, []);
+    return () => {
+      chart.current?.destroy();
+      chart.current = null;
+    };
+  }, [Chart]);
+  // Also when Chart.js has just arrived: the new chart takes the points already in the table.
   useEffect(() => {
     if (!chart.current) return;
     chart.current.data.labels = labels;
@@ -88,7 +92,7 @@ function TimelineChart({ t }) {
       chart.current.data.datasets[i].data = points.map((p) => p[s.key]);
     });
     chart.current.update();
-  }, [JSON.stringify(t.points)]);
+  }, [Chart, JSON.stringify(t.points)]);
   const last = points[points.length - 1];
   const summary = `Recipients by status over time, from ${dateSeconds(t.from)} to ${dateSeconds(t.to)}, in buckets of ${bucketWords(t.bucketSeconds)}. At the end: ${SERIES.map((s) => `${s.label} ${num(last[s.key])}`).join(', ')}.`;
   return html`<div class="chart timeline" style="height:260px;max-width:56rem">

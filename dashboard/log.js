@@ -3,12 +3,14 @@
 // GET /api/deliveries/:id/recipients.csv with the same filters. The link works because the session is a cookie that a
 // same-origin GET carries, and a read needs no CSRF token (api/auth/access-control.ts): the browser downloads the
 // file itself, however large, without the page holding it.
-import { useEffect, useState } from 'preact/hooks';
-import { api } from './api.js';
+import { useEffect, useLayoutEffect, useState } from 'preact/hooks';
+import { api, firstRead } from './api.js';
 import { ErrorNote, Loading, StatusBadge, html, link } from './components.js';
+import { deliveryPath } from './delivery.js';
 import { FAILURE_REASONS, FAILURE_TYPES, STATUSES, dateSeconds, num, words } from './format.js';
 
 const PAGE_SIZES = [50, 100, 500];
+const FIRST_PAGE_SIZE = PAGE_SIZES[0];
 /** The server's filter parameters, in the order links carry them. */
 const FILTERS = ['status', 'failureType', 'failureReason', 'address', 'domain'];
 
@@ -24,6 +26,18 @@ function filterParams(filters) {
   const q = new URLSearchParams();
   for (const k of FILTERS) if (filters[k]) q.set(k, filters[k]);
   return q;
+}
+
+/** One page of the log: `limit` recipients after `after`, narrowed by the filters of `paramsKey` (filterParams). */
+function pagePath(id, paramsKey, after, limit) {
+  const q = new URLSearchParams({ after: String(after), limit: String(limit) });
+  for (const [k, v] of new URLSearchParams(paramsKey)) q.set(k, v);
+  return `/api/deliveries/${id}/recipients?${q}`;
+}
+
+/** The first page of the log at `#/deliveries/<id>/log?<query>` (app.js starts this read as the app loads). */
+export function logFirstRead(id, query) {
+  return pagePath(id, filterParams(filtersFrom(query)).toString(), 0, FIRST_PAGE_SIZE);
 }
 
 function LogTable({ id, rows, label }) {
@@ -54,7 +68,7 @@ export function LogPage({ id, query }) {
   const [filters, setFilters] = useState(() => filtersFrom(query));
   // What is typed in the search boxes, applied by Search (a request per keystroke would page through nothing useful).
   const [draft, setDraft] = useState(() => ({ address: filters.address, domain: filters.domain }));
-  const [pageSize, setPageSize] = useState(50);
+  const [pageSize, setPageSize] = useState(FIRST_PAGE_SIZE);
   // Keyset cursors: cursors[i] is the `after` of page i.
   const [cursors, setCursors] = useState([0]);
   const [page, setPage] = useState(null);
@@ -64,17 +78,20 @@ export function LogPage({ id, query }) {
   const params = filterParams(filters);
   const narrowed = [...params.keys()].length > 0;
 
+  // The delivery's name, for the heading, once the first page is in: that read is the whole delivery (its KPIs an
+  // aggregate over every recipient once it has ended), and made at the same time it would slow the page's on the server.
+  const firstPageIn = page !== null || error !== null;
   useEffect(() => {
-    api('GET', `/api/deliveries/${id}`).then((d) => setName(d.name), () => undefined);
-  }, [id]);
+    if (firstPageIn) api('GET', deliveryPath(id)).then((d) => setName(d.name), () => undefined);
+  }, [id, firstPageIn]);
 
   const paramsKey = params.toString();
-  useEffect(() => {
+  // Before the browser paints (a layout effect): the first page already read by the app as it loaded shows in the
+  // same frame as the page around it, not a frame later.
+  useLayoutEffect(() => {
     let gone = false;
     setError(null);
-    const q = new URLSearchParams({ after: String(after), limit: String(pageSize) });
-    for (const [k, v] of new URLSearchParams(paramsKey)) q.set(k, v);
-    api('GET', `/api/deliveries/${id}/recipients?${q}`).then((b) => !gone && setPage(b), (e) => !gone && setError(e));
+    firstRead(pagePath(id, paramsKey, after, pageSize)).then((b) => !gone && setPage(b), (e) => !gone && setError(e));
     return () => {
       gone = true;
     };

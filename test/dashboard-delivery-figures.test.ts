@@ -14,7 +14,7 @@ import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
-import { expectAccessible, launchChromium, newPage as openPage, PageErrors, signIn as signInAt } from './support/dashboard-browser';
+import { drawnChart, expectAccessible, launchChromium, newPage as openPage, PageErrors, signIn as signInAt } from './support/dashboard-browser';
 import { startHarness, type Harness } from './support/harness';
 import { apiCall } from './support/http';
 import { buildApi } from '../runtime/composition-root';
@@ -143,6 +143,10 @@ describe('delivery figures', () => {
     expect(await domainTable.locator(`tr[data-domain="${DOMAIN_B}"] td.n`).allTextContents()).toEqual(['2', '1', '1', '0', '50.00 %']);
     const siteTable = page.getByRole('table', { name: /Receiving sites/ });
     await poll(() => siteTable.locator(`tr[data-site="${site.site}"] td.n`).allTextContents()).toEqual([String(site.domainCount), String(site.recipients), String(site.sent), String(site.failed), '0', `${site.successPercent.toFixed(2)} %`]);
+    // Drawn once Chart.js has loaded (after the figures): each series ends at the KPIs.
+    const drawn = await drawnChart(page, 'Recipients by status over time');
+    expect(drawn.labels).toHaveLength(points.length);
+    expect(drawn.data.map((series) => series.at(-1))).toEqual([kpis.sent, kpis.failed, 0, kpis.takenIntoAccount]);
     await expectAccessible(page, 'delivery page with its figures');
     await page.screenshot({ path: path.join(RESULTS_DIR, 'dashboard-delivery-figures.png'), fullPage: true });
     await page.context().close();
@@ -197,6 +201,8 @@ describe('delivery figures', () => {
       await page.goto(`${uiApi}/dashboard#/deliveries/${id}`);
       await page.getByTestId('timeline-chart').waitFor();
       await poll(() => page.getByTestId('timeline-chart').getAttribute('aria-label')).toContain('Soft bounces waiting 1');
+      // The chart too: its third series (soft bounces waiting) ends at the waiting recipient.
+      await poll(async () => (await drawnChart(page, 'Recipients by status over time')).data[2].at(-1)).toBe(1);
       expect(await page.getByText('Refreshed every 10 s while the delivery sends.').count()).toBe(1);
       await expectAccessible(page, 'sending delivery page with its figures');
       await page.context().close();

@@ -14,7 +14,7 @@ import express from 'express';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
-import { expectAccessible, launchChromium, newPage as openPage, PageErrors, signIn as signInAt } from './support/dashboard-browser';
+import { chartsDrawn, drawnChart, expectAccessible, launchChromium, newPage as openPage, PageErrors, signIn as signInAt } from './support/dashboard-browser';
 import { startHarness, type Harness } from './support/harness';
 import { apiCall, request } from './support/http';
 import { createDashboardRouter } from '../api/dashboard-routes';
@@ -58,6 +58,7 @@ const signIn = (page: Page, key: string) => signInAt(page, h.apiUrl, key);
 
 async function screenshot(page: Page, name: string): Promise<void> {
   const file = path.join(IMAGES_DIR, `dashboard-${name}.png`);
+  await chartsDrawn(page);
   await page.screenshot({ path: file, fullPage: true });
   expect(fs.statSync(file).size).toBeGreaterThan(10_000);
 }
@@ -173,6 +174,10 @@ describe('the dashboard', () => {
       await poll(() => reasons.locator('tr', { hasText: reason.replace(/_/g, ' ') }).locator('td.n').first().textContent()).toBe(String(n));
     }
     expect(await page.locator('canvas[role="img"][aria-label^="Failures by reason"]').count()).toBe(1);
+    // Drawn once Chart.js has loaded (after the figures), with the table's reasons and counts in its order.
+    const reasonNames = await reasons.locator('tbody td:nth-child(1)').allTextContents();
+    const reasonCounts = (await reasons.locator('tbody td:nth-child(2)').allTextContents()).map(Number);
+    await drawnChart(page, 'Failures by reason', { labels: reasonNames, data: [reasonCounts] });
     // Ended: nothing left to control.
     expect(await page.locator('button[data-action]').count()).toBe(0);
     await expectAccessible(page, 'delivery page');

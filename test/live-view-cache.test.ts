@@ -1,4 +1,7 @@
-/** The API's reuse of a delivery's live view (LIVE_VIEW_CACHE_MS): reads share one workflow query; a change through the API is seen at once. */
+/**
+ * The API's reuse of a delivery's live view (LIVE_VIEW_CACHE_MS): reads share one workflow query; a change through the
+ * API is seen at once. The view of an ended delivery is read once, whatever LIVE_VIEW_CACHE_MS.
+ */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHarness, type Harness } from './support/harness';
 import { apiCall } from './support/http';
@@ -37,5 +40,33 @@ describe('live view reuse', () => {
     const cancel = await apiCall(h.apiUrl, 'POST', `/api/deliveries/${id}/cancel`, {});
     expect(cancel.status).toBe(409); // the delivery has completed: refused, and the refusal also drops the old view
     expect(await state(id)).toBe('completed');
+  });
+});
+
+describe('the view of an ended delivery', () => {
+  /** No reuse of live views (LIVE_VIEW_CACHE_MS 0, the harness's default): only the ended view is kept. */
+  let h0: Harness;
+  beforeAll(async () => {
+    h0 = await startHarness();
+  });
+  afterAll(async () => {
+    await h0?.stop();
+  });
+
+  it('is read once: with no worker left to replay the closed workflow for a query, the delivery still answers it', async () => {
+    const id = await h0.createDelivery({ name: 'ended view', from: 'news@ended-view.example', subject: 'x', text: 'y', recipients: [{ email: 'a@ended-view-rcpt.example' }], autoConfirm: true });
+    await h0.waitForPhase(id, ['completed']);
+    const first = await apiCall(h0.apiUrl, 'GET', `/api/deliveries/${id}`);
+    expect(first.json).toMatchObject({ state: 'completed', temporalUnavailable: false, kpisSource: 'delivery_log', kpis: { sent: 1 } });
+    expect(first.json.workflow).not.toBeNull();
+    expect(first.json.waves).toHaveLength(1);
+
+    // A closed workflow answers a query only through a worker replaying its history: without one, a new query would
+    // wait out its 5 s deadline and the answer would say Temporal does not answer.
+    await h0.stopWorker();
+    const t0 = performance.now();
+    const again = await apiCall(h0.apiUrl, 'GET', `/api/deliveries/${id}`);
+    expect(performance.now() - t0).toBeLessThan(2_000);
+    expect(again.json).toEqual(first.json);
   });
 });

@@ -1,6 +1,7 @@
 /**
  * What the dashboard's browser tests share: headless Chromium (playwright-core driving /usr/bin/chromium, or
- * CHROMIUM_PATH), pages that record their own errors, signing in with a key, and axe-core run inside a page.
+ * CHROMIUM_PATH), pages that record their own errors, signing in with a key, axe-core run inside a page, and what a
+ * chart drew.
  */
 import fs from 'node:fs';
 import { expect } from 'vitest';
@@ -60,4 +61,46 @@ export async function expectAccessible(page: Page, what: string): Promise<void> 
   const result = (await page.evaluate(() => (globalThis as unknown as { axe: { run(): Promise<unknown> } }).axe.run())) as AxeResult;
   const serious = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
   expect(serious.map((v) => `${v.impact} ${v.id}: ${v.help} at ${JSON.stringify(v.nodes.map((n) => n.target))}`), what).toEqual([]);
+}
+
+/** What a Chart.js chart holds: its labels, and each dataset's values. */
+export interface DrawnChart {
+  labels: string[];
+  data: number[][];
+}
+
+/**
+ * The chart drawn on the canvas whose label starts with `label`, once Chart.js (loaded by the page after its figures,
+ * dashboard/components.js) has drawn it; with `expected`, once its labels and values are those.
+ */
+export async function drawnChart(page: Page, label: string, expected?: DrawnChart): Promise<DrawnChart> {
+  const found = await page.waitForFunction(
+    ({ label, expected }) => {
+      const g = globalThis as unknown as {
+        Chart?: { getChart(c: unknown): { data: { labels: unknown[]; datasets: { data: unknown[] }[] } } | undefined };
+        document: { querySelectorAll(s: string): Iterable<{ getAttribute(n: string): string | null }> };
+      };
+      const canvas = [...g.document.querySelectorAll('canvas')].find((c) => (c.getAttribute('aria-label') ?? '').startsWith(label));
+      const chart = canvas && g.Chart?.getChart(canvas);
+      if (!chart) return null;
+      const drawn = { labels: chart.data.labels.map(String), data: chart.data.datasets.map((d) => d.data.map(Number)) };
+      return !expected || JSON.stringify(drawn) === JSON.stringify(expected) ? drawn : null;
+    },
+    { label, expected },
+    { timeout: 15_000 },
+  );
+  return (await found.jsonValue()) as DrawnChart;
+}
+
+/** Waits until every chart of the page is drawn (before a screenshot that shows them). */
+export async function chartsDrawn(page: Page): Promise<void> {
+  await page.waitForFunction(
+    () => {
+      const g = globalThis as unknown as { Chart?: { getChart(c: unknown): unknown }; document: { querySelectorAll(s: string): Iterable<unknown> } };
+      const canvases = [...g.document.querySelectorAll('canvas')];
+      return canvases.every((c) => g.Chart?.getChart(c) !== undefined);
+    },
+    undefined,
+    { timeout: 15_000 },
+  );
 }
