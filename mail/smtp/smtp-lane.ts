@@ -101,14 +101,39 @@ export class SmtpLane {
         this.sentOnConnection++;
         // A refusal of this message (RCPT, DATA) leaves the connection usable once reset; anything else ends it.
         if ((err.code === 'EENVELOPE' || err.code === 'EMESSAGE') && err.responseCode !== 421 && this.conn) {
-          const ok = await new Promise<boolean>((resolve) => this.conn!.reset((resetErr) => resolve(!resetErr)));
-          if (!ok) await this.close();
+          if (!(await this.reset(this.conn))) await this.close();
         } else {
           await this.close();
         }
         return replyFromError(err, target.host, 'DATA');
       }
     }
+  }
+
+  /**
+   * RSET after a refused message, true once the server has answered it. False when the connection ends or goes silent
+   * first: nodemailer completes a pending send when its connection dies, but never a pending RSET, so waiting for the
+   * callback alone held the message's attempt (and its site's connection) until the activity timed out, 5 minutes
+   * (test/smtp-lane-reset.test.ts).
+   */
+  private reset(conn: SMTPConnection): Promise<boolean> {
+    return new Promise<boolean>((resolve) => {
+      let settled = false;
+      const settle = (ok: boolean) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        conn.removeListener('error', gone);
+        conn.removeListener('end', gone);
+        resolve(ok);
+      };
+      const gone = () => settle(false);
+      // Past the socket timeout with no answer the server is not going to answer.
+      const timer = setTimeout(gone, this.opts.socketTimeoutMs);
+      conn.once('error', gone);
+      conn.once('end', gone);
+      conn.reset((resetErr) => settle(!resetErr));
+    });
   }
 
   /**
