@@ -84,16 +84,37 @@ export function useChartJs() {
 }
 
 /**
+ * A Chart.js chart on the canvas of `canvas`, made by `config()` once the library has loaded (useChartJs), then given
+ * its data by `fill(chart)` whenever `dataKey` changes, and also as soon as it is made: a chart drawn after Chart.js
+ * arrives takes the figures the page already shows.
+ */
+export function useChart(canvas, config, fill, dataKey) {
+  const chart = useRef(null);
+  const Chart = useChartJs();
+  useEffect(() => {
+    if (!Chart || !canvas.current) return undefined;
+    chart.current = new Chart(canvas.current, config());
+    return () => {
+      chart.current?.destroy();
+      chart.current = null;
+    };
+  }, [Chart]);
+  useEffect(() => {
+    if (!chart.current) return;
+    fill(chart.current);
+    chart.current.update();
+  }, [Chart, dataKey]);
+}
+
+/**
  * A horizontal bar chart (Chart.js, loaded when first needed: useChartJs). The canvas is an image with a label; the
  * same figures are always in a table next to it, for screen readers and for copying.
  */
 export function BarChart({ label, entries }) {
   const canvas = useRef(null);
-  const chart = useRef(null);
-  const Chart = useChartJs();
-  useEffect(() => {
-    if (!Chart || !canvas.current) return undefined;
-    chart.current = new Chart(canvas.current, {
+  useChart(
+    canvas,
+    () => ({
       type: 'bar',
       data: { labels: [], datasets: [{ label, data: [], backgroundColor: BAR_COLOUR }] },
       options: {
@@ -104,19 +125,13 @@ export function BarChart({ label, entries }) {
         plugins: { legend: { display: false } },
         scales: { x: { beginAtZero: true, ticks: { precision: 0, color: '#1f2937' } }, y: { ticks: { color: '#1f2937' } } },
       },
-    });
-    return () => {
-      chart.current?.destroy();
-      chart.current = null;
-    };
-  }, [Chart]);
-  // Also when Chart.js has just arrived: the new chart takes the figures already shown.
-  useEffect(() => {
-    if (!chart.current) return;
-    chart.current.data.labels = entries.map((e) => e[0]);
-    chart.current.data.datasets[0].data = entries.map((e) => e[1]);
-    chart.current.update();
-  }, [Chart, JSON.stringify(entries)]);
+    }),
+    (chart) => {
+      chart.data.labels = entries.map((e) => e[0]);
+      chart.data.datasets[0].data = entries.map((e) => e[1]);
+    },
+    JSON.stringify(entries),
+  );
   const height = Math.max(80, entries.length * 32 + 40);
   return html`<div class="chart" style=${`height:${height}px`}>
     <canvas ref=${canvas} role="img" aria-label=${`${label}: ${entries.map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}`}></canvas>

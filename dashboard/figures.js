@@ -4,7 +4,7 @@
 // answer for DELIVERY_FIGURES_CACHE_MS (10 s) across pages, so more pages do not mean more load.
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { api } from './api.js';
-import { ErrorNote, Loading, html, useChartJs } from './components.js';
+import { ErrorNote, Loading, html, useChart } from './components.js';
 import { dateSeconds, num, pct, status as statusLabel, words } from './format.js';
 
 export const FIGURES_POLL_MS = 10_000;
@@ -60,14 +60,12 @@ function withOther(p) {
 /** Cumulative statuses over time: a stacked area chart (Chart.js, when it has loaded), its final figures as its label, and every point in a table. */
 function TimelineChart({ t }) {
   const canvas = useRef(null);
-  const chart = useRef(null);
   const points = t.points.map(withOther);
   const long = t.bucketSeconds >= 3600;
   const labels = points.map((p) => (long ? DAY_TIME : TIME).format(new Date(p.at)));
-  const Chart = useChartJs();
-  useEffect(() => {
-    if (!Chart || !canvas.current) return undefined;
-    chart.current = new Chart(canvas.current, {
+  useChart(
+    canvas,
+    () => ({
       type: 'line',
       data: { labels: [], datasets: SERIES.map((s) => ({ label: s.label, data: [], borderColor: s.colour, backgroundColor: `${s.colour}33`, borderDash: s.dash, fill: true, pointRadius: 0, borderWidth: 2 })) },
       options: {
@@ -78,21 +76,15 @@ function TimelineChart({ t }) {
         plugins: { legend: { position: 'bottom', labels: { color: '#1f2937' } } },
         scales: { x: { ticks: { color: '#1f2937', maxTicksLimit: 10 } }, y: { stacked: true, beginAtZero: true, ticks: { precision: 0, color: '#1f2937' } } },
       },
-    });
-    return () => {
-      chart.current?.destroy();
-      chart.current = null;
-    };
-  }, [Chart]);
-  // Also when Chart.js has just arrived: the new chart takes the points already in the table.
-  useEffect(() => {
-    if (!chart.current) return;
-    chart.current.data.labels = labels;
-    SERIES.forEach((s, i) => {
-      chart.current.data.datasets[i].data = points.map((p) => p[s.key]);
-    });
-    chart.current.update();
-  }, [Chart, JSON.stringify(t.points)]);
+    }),
+    (chart) => {
+      chart.data.labels = labels;
+      SERIES.forEach((s, i) => {
+        chart.data.datasets[i].data = points.map((p) => p[s.key]);
+      });
+    },
+    JSON.stringify(t.points),
+  );
   const last = points[points.length - 1];
   const summary = `Recipients by status over time, from ${dateSeconds(t.from)} to ${dateSeconds(t.to)}, in buckets of ${bucketWords(t.bucketSeconds)}. At the end: ${SERIES.map((s) => `${s.label} ${num(last[s.key])}`).join(', ')}.`;
   return html`<div class="chart timeline" style="height:260px;max-width:56rem">
