@@ -5,6 +5,7 @@ import type { FailureReason, FailureType, RetryClass } from '../domain/failure';
 import type { SmtpReply } from '../domain/smtp-reply';
 import { DEFAULT_QUARANTINE_POLICY, type QuarantineEffect, type QuarantinePolicy } from '../domain/quarantine-policy';
 import { likeLiteral, SqlConditions } from './sql-conditions';
+import { prepared } from './prepared-statements';
 
 export interface ClaimedRecipient {
   recipientId: number;
@@ -340,11 +341,14 @@ export class DeliveryLog {
    */
   async page(deliveryId: string, opts: { afterRecipientId: number; limit: number } & RecipientFilter): Promise<RecipientRow[]> {
     const params: unknown[] = [deliveryId, opts.afterRecipientId, opts.limit];
+    // Prepared: its filters combine into a few dozen texts at most, and planning was most of its cost.
     const r = await this.pool.query<RecipientRow>(
-      `SELECT ${RECIPIENT_COLUMNS} FROM delivery_recipients
+      prepared(
+        `SELECT ${RECIPIENT_COLUMNS} FROM delivery_recipients
        WHERE delivery_id = $1 AND recipient_id > $2${filterConditions(opts, params)}
        ORDER BY recipient_id LIMIT $3`,
-      params,
+        params,
+      ),
     );
     return r.rows;
   }
@@ -366,10 +370,7 @@ export class DeliveryLog {
   }
 
   async recipient(deliveryId: string, recipientId: number): Promise<RecipientRow | null> {
-    const r = await this.pool.query<RecipientRow>(
-      `SELECT ${RECIPIENT_COLUMNS} FROM delivery_recipients WHERE delivery_id = $1 AND recipient_id = $2`,
-      [deliveryId, recipientId],
-    );
+    const r = await this.pool.query<RecipientRow>(prepared(`SELECT ${RECIPIENT_COLUMNS} FROM delivery_recipients WHERE delivery_id = $1 AND recipient_id = $2`, [deliveryId, recipientId]));
     return r.rows[0] ?? null;
   }
 
@@ -383,7 +384,8 @@ export class DeliveryLog {
     const iso = (c: string) => `to_char(${c} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
     // Aliased apart from the row's own "attempts" column (its count of attempts).
     const r = await this.pool.query<RecipientRow & { transitionRows: Record<string, unknown>[]; attemptRows: Record<string, unknown>[] }>(
-      `SELECT ${RECIPIENT_COLUMNS},
+      prepared(
+        `SELECT ${RECIPIENT_COLUMNS},
          (SELECT COALESCE(json_agg(json_build_object('at', ${iso('t.at')}, 'fromStatus', t.from_status, 'toStatus', t.to_status,
             'failureType', t.failure_type, 'failureReason', t.failure_reason, 'smtpCode', t.smtp_code, 'enhancedCode', t.enhanced_code,
             'replyText', t.reply_text, 'mxHost', t.mx_host, 'source', t.source) ORDER BY t.id), '[]'::json)
@@ -393,7 +395,8 @@ export class DeliveryLog {
             'failureReason', a.failure_reason, 'retryClass', a.retry_class, 'ruleId', a.rule_id, 'messageId', a.message_id) ORDER BY a.attempt), '[]'::json)
           FROM send_attempts a WHERE a.delivery_id = r.delivery_id AND a.recipient_id = r.recipient_id) AS "attemptRows"
        FROM delivery_recipients r WHERE r.delivery_id = $1 AND r.recipient_id = $2`,
-      [deliveryId, recipientId],
+        [deliveryId, recipientId],
+      ),
     );
     const row = r.rows[0];
     if (!row) return null;

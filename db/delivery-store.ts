@@ -7,6 +7,7 @@ import { inTransaction } from './transaction';
 import { likeLiteral, SqlConditions } from './sql-conditions';
 import type { DeliveryPhase } from '../domain/delivery-lifecycle';
 import { addressDomain } from '../domain/email-address';
+import { prepared } from './prepared-statements';
 
 /** Where a delivery's population comes from: inline rows, or a stored list (copied at creation). */
 export type Audience = { recipients: Iterable<RecipientInput> } | { listId: string };
@@ -138,11 +139,14 @@ export class DeliveryStore {
     if (opts.createdFrom) c.add((p) => `created_at >= ${p}::timestamptz`, opts.createdFrom);
     if (opts.createdBefore) c.add((p) => `created_at < ${p}::timestamptz`, opts.createdBefore);
     if (opts.text) c.add((p) => `(name ILIKE ${p} OR subject ILIKE ${p})`, `%${likeLiteral(opts.text)}%`);
+    // Prepared: its filters combine into a few dozen texts at most.
     const r = await this.pool.query<ListedDelivery & { cursorAt: string }>(
-      `SELECT ${LISTED_COLUMNS}, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS "cursorAt"
+      prepared(
+        `SELECT ${LISTED_COLUMNS}, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS "cursorAt"
        FROM deliveries ${c.conditions.length ? `WHERE ${c.conditions.join(' AND ')}` : ''}
        ORDER BY created_at DESC, id DESC LIMIT $1`,
-      c.params,
+        c.params,
+      ),
     );
     const more = r.rows.length > opts.limit;
     const rows = r.rows.slice(0, opts.limit).map(({ cursorAt: _c, ...row }) => row);

@@ -7,6 +7,7 @@ import { from as copyFrom } from 'pg-copy-streams';
 import { parse } from 'csv-parse';
 import { checkEmailAddress, duplicateKey } from '../domain/email-address';
 import { inTransaction } from './transaction';
+import { prepared } from './prepared-statements';
 
 /** A CSV the caller must fix: says which line and what is wrong. */
 export class CsvInputError extends Error {
@@ -115,10 +116,7 @@ export class RecipientListStore {
   }
 
   async list(limit = 100): Promise<ListSummary[]> {
-    const r = await this.pool.query<ListSummary>(
-      'SELECT id, name, member_count AS "memberCount", fields, created_at AS "createdAt" FROM recipient_lists ORDER BY created_at DESC LIMIT $1',
-      [limit],
-    );
+    const r = await this.pool.query<ListSummary>(prepared('SELECT id, name, member_count AS "memberCount", fields, created_at AS "createdAt" FROM recipient_lists ORDER BY created_at DESC LIMIT $1', [limit]));
     return r.rows;
   }
 }

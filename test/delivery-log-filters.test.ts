@@ -11,6 +11,9 @@ import { pathToFileURL } from 'node:url';
 import { parse } from 'csv-parse/sync';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHarness, type Harness } from './support/harness';
+import { createPool } from '../db/pool';
+import { DeliveryLog } from '../db/delivery-log';
+import { namedStatementCount } from '../db/prepared-statements';
 import { apiCall, authHeaders } from './support/http';
 
 let h: Harness;
@@ -163,6 +166,31 @@ describe('delivery log filters', () => {
 
   it('a filter that matches nothing is an empty page without next', async () => {
     expect((await api('GET', `/api/deliveries/${deliveryId}/recipients?address=zzz-nobody`)).json).toEqual({ recipients: [], next: null });
+  });
+
+  it("the log's reads are prepared once per connection, then only executed, and give the rows an unprepared read gives", async () => {
+    // One connection, so that pg_prepared_statements (which lists its own session's) sees what the reads prepared.
+    const pool = createPool(h.settings.DATABASE_URL!, 1);
+    try {
+      const log = new DeliveryLog(pool);
+      const pages = [];
+      for (let i = 0; i < 3; i++) pages.push(await log.page(deliveryId, { afterRecipientId: 0, limit: 5, status: 'failed' }));
+      const details = [await log.recipientDetail(deliveryId, 1), await log.recipientDetail(deliveryId, 2)];
+      const r = await pool.query<{ name: string; statement: string; runs: number }>(
+        `SELECT name, statement, (generic_plans + custom_plans)::int AS runs FROM pg_prepared_statements WHERE statement LIKE '%delivery_recipients%' ORDER BY runs DESC`,
+      );
+      expect(r.rows.map((x) => x.runs)).toEqual([3, 2]);
+      for (const x of r.rows) expect(x.name).toMatch(/^ede_[A-Za-z0-9_-]{22}$/);
+      // The same rows as the statements run unnamed (the text of each, read back from the server).
+      const unprepared = await pool.query({ text: r.rows[0].statement, values: [deliveryId, 0, 5, 'failed'] });
+      expect(pages[2].map((x) => x.recipientId)).toEqual(unprepared.rows.map((x) => x.recipientId));
+      expect(pages[0]).toEqual(pages[2]);
+      expect(details.map((d) => d?.recipient.recipientId)).toEqual([1, 2]);
+      // Named texts are a bounded set (filter combinations), however many reads ran in this file.
+      expect(namedStatementCount()).toBeLessThan(100);
+    } finally {
+      await pool.end();
+    }
   });
 });
 
