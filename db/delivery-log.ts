@@ -155,9 +155,11 @@ export class DeliveryLog {
    * recipient (any attempt number) or this attempt's recorded outcome, so a retried activity never sends twice.
    */
   async beginAttempt(deliveryId: string, recipientId: number, attempt: number, messageId: string): Promise<RecordedAttempt | null> {
-    // One round trip: read a known outcome, and mark the attempt started only when there is none.
+    // One round trip: read a known outcome, and mark the attempt started only when there is none. Prepared, as the
+    // other two statements of every send (messageRecipient, completeAttempt): they run once per message.
     const r = await this.pool.query(
-      `WITH known AS (
+      prepared(
+        `WITH known AS (
          SELECT attempt, outcome, smtp_code, enhanced_code, reply_text, mx_host, failure_reason, retry_class, rule_id
          FROM send_attempts
          WHERE delivery_id = $1 AND recipient_id = $2 AND (outcome = 'accepted' OR (attempt = $3 AND outcome <> 'in_progress'))
@@ -168,7 +170,8 @@ export class DeliveryLog {
          ON CONFLICT (delivery_id, recipient_id, attempt) DO UPDATE SET started_at = now()
        )
        SELECT * FROM known`,
-      [deliveryId, recipientId, attempt, messageId],
+        [deliveryId, recipientId, attempt, messageId],
+      ),
     );
     const k = r.rows[0];
     if (!k) return null;
@@ -193,7 +196,8 @@ export class DeliveryLog {
     const counted = q.kind === 'count_failure' ? q : null;
     const p = this.quarantinePolicy;
     await this.pool.query(
-      `WITH attempt AS (
+      prepared(
+        `WITH attempt AS (
          UPDATE send_attempts SET finished_at = now(), outcome = $4, smtp_code = $5, enhanced_code = $6, reply_text = $7,
            mx_host = $8, failure_reason = $9, retry_class = $10, rule_id = $11
          WHERE delivery_id = $1 AND recipient_id = $2 AND attempt = $3 AND outcome = 'in_progress'
@@ -222,29 +226,30 @@ export class DeliveryLog {
        SELECT $1, $2, (SELECT status FROM previous), $12, $13, $9, $5, $6, $7, $8, CASE WHEN $20::boolean THEN 'relay' ELSE 'smtp' END
        -- Joined (an aggregate: always one row) so that the quarantine CTE runs; a LEFT JOIN would be removed by the planner.
        FROM updated CROSS JOIN (SELECT count(*) AS n FROM quarantine) applied`,
-      [
-        a.deliveryId,
-        a.recipientId,
-        a.attempt,
-        a.outcome,
-        a.reply.code,
-        a.reply.enhancedCode,
-        a.reply.text,
-        a.reply.mxHost,
-        a.failureReason,
-        a.retryClass,
-        a.ruleId,
-        a.status,
-        a.failureType,
-        a.nextRetryAt,
-        counted?.reason ?? null,
-        counted?.hard ?? false,
-        p.softFailuresBeforeQuarantine,
-        `${p.softFailureSpanMs} milliseconds`,
-        `${p.quarantineMs} milliseconds`,
-        a.relayed ?? false,
-        q.kind === 'clear_count',
-      ],
+        [
+          a.deliveryId,
+          a.recipientId,
+          a.attempt,
+          a.outcome,
+          a.reply.code,
+          a.reply.enhancedCode,
+          a.reply.text,
+          a.reply.mxHost,
+          a.failureReason,
+          a.retryClass,
+          a.ruleId,
+          a.status,
+          a.failureType,
+          a.nextRetryAt,
+          counted?.reason ?? null,
+          counted?.hard ?? false,
+          p.softFailuresBeforeQuarantine,
+          `${p.softFailureSpanMs} milliseconds`,
+          `${p.quarantineMs} milliseconds`,
+          a.relayed ?? false,
+          q.kind === 'clear_count',
+        ],
+      ),
     );
   }
 
@@ -407,8 +412,7 @@ export class DeliveryLog {
   /** What a recipient's message is built from; null when there is no such recipient. */
   async messageRecipient(deliveryId: string, recipientId: number): Promise<MessageRecipient | null> {
     const r = await this.pool.query<MessageRecipient>(
-      `SELECT address, domain, fields, handed_over_at AS "handedOverAt" FROM delivery_recipients WHERE delivery_id = $1 AND recipient_id = $2`,
-      [deliveryId, recipientId],
+      prepared(`SELECT address, domain, fields, handed_over_at AS "handedOverAt" FROM delivery_recipients WHERE delivery_id = $1 AND recipient_id = $2`, [deliveryId, recipientId]),
     );
     return r.rows[0] ?? null;
   }
