@@ -16,6 +16,14 @@ const LIVE_VIEW_DEADLINE_MS = 5_000;
 /** How much older than LIVE_VIEW_CACHE_MS a delivery's answer may be when it is given while a new one is read. */
 const SUMMARY_STALE_MS = 5_000;
 /**
+ * Past that, an older answer (up to SUMMARY_MAX_STALE_MS) is given when the new one takes more than SUMMARY_SLOW_READ_MS:
+ * a delivery page opened after a minute without readers would otherwise wait for a workflow query queued behind a
+ * sending worker's tasks (measured: hundreds of milliseconds, for every caller of that moment). The answer says how old
+ * its figures are (kpisAt); a change made through this process is never answered from before it (forget).
+ */
+const SUMMARY_SLOW_READ_MS = 150;
+const SUMMARY_MAX_STALE_MS = 2 * 60_000;
+/**
  * How long the view of an ended delivery is reused, and how many are kept. Its workflow has closed: every query gives
  * the same answer, at the cost of a worker replaying the whole history (about 50 ms for a short one, far more for a
  * large delivery's). Not forever: an operator's `temporal workflow reset` would start the workflow again.
@@ -80,7 +88,8 @@ export class DeliveryService {
    * The delivery's whole answer to `GET /api/deliveries/:id` (row, live view and KPIs, serialised), shared the same way:
    * a polled page costs neither a Postgres read nor a serialisation per call. Past the interval, an answer up to
    * SUMMARY_STALE_MS older is still given at once while a new one is read: under load the workflow query can take
-   * hundreds of milliseconds (it waits for a workflow task on a busy worker), and no caller should wait for it.
+   * hundreds of milliseconds (it waits for a workflow task on a busy worker), and no caller should wait for it. Older
+   * still (up to SUMMARY_MAX_STALE_MS), it is given if the new one is not there within SUMMARY_SLOW_READ_MS.
    */
   readonly summaries: SharedReads<string>;
   /**
@@ -95,7 +104,7 @@ export class DeliveryService {
     this.log = o.stores.log;
     this.lists = o.stores.lists;
     this.liveViews = new SharedReads(o.settings.LIVE_VIEW_CACHE_MS);
-    this.summaries = new SharedReads(o.settings.LIVE_VIEW_CACHE_MS, { staleMs: SUMMARY_STALE_MS });
+    this.summaries = new SharedReads(o.settings.LIVE_VIEW_CACHE_MS, { staleMs: SUMMARY_STALE_MS, slowReadMs: SUMMARY_SLOW_READ_MS, maxStaleMs: SUMMARY_MAX_STALE_MS });
   }
 
   /**

@@ -87,6 +87,75 @@ describe('shared reads', () => {
     expect(calls).toBe(4);
   });
 
+  describe('stale-if-slow (slowReadMs, maxStaleMs)', () => {
+    it('past staleMs, callers wait for the new read at most slowReadMs, then get the old answer; the new one replaces it', async () => {
+      const reads = new SharedReads<number>(30, { staleMs: 20, slowReadMs: 60, maxStaleMs: 10_000 });
+      let ms = 0;
+      const c = counter();
+      const read = () => sleep(ms).then(c.read);
+      expect(await reads.get('k', read)).toBe(1);
+      await sleep(80); // past the interval and staleMs
+      ms = 300;
+      const t0 = Date.now();
+      // Both callers (the second arrives while the slow read runs) get the old answer after slowReadMs, not 300 ms.
+      const first = reads.get('k', read);
+      await sleep(20);
+      const both = await Promise.all([first, reads.get('k', read)]);
+      expect(both).toEqual([1, 1]);
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(55);
+      expect(Date.now() - t0).toBeLessThan(250);
+      expect(c.calls()).toBe(1); // one read runs, shared
+      await sleep(320);
+      expect(await reads.get('k', read)).toBe(2); // the slow read's answer, once it arrived
+    });
+
+    it('a new read faster than slowReadMs is the answer', async () => {
+      const reads = new SharedReads<number>(30, { slowReadMs: 200, maxStaleMs: 10_000 });
+      const c = counter(20);
+      expect(await reads.get('k', c.read)).toBe(1);
+      await sleep(50);
+      expect(await reads.get('k', c.read)).toBe(2);
+    });
+
+    it('an answer older than maxStaleMs is no fallback: the caller waits for the new read', async () => {
+      const reads = new SharedReads<number>(20, { slowReadMs: 10, maxStaleMs: 40 });
+      const c = counter(100);
+      expect(await reads.get('k', c.read)).toBe(1);
+      await sleep(80);
+      expect(await reads.get('k', c.read)).toBe(2);
+    });
+
+    it('a key read for the first time, or forgotten after a change, waits for its read whatever it takes', async () => {
+      const reads = new SharedReads<number>(20, { slowReadMs: 10, maxStaleMs: 10_000 });
+      const c = counter(80);
+      expect(await reads.get('k', c.read)).toBe(1);
+      await sleep(30);
+      reads.forget('k');
+      expect(await reads.get('k', c.read)).toBe(2);
+    });
+
+    it('a failed slow read reaches the callers still waiting for it and leaves the old answer as the fallback', async () => {
+      const reads = new SharedReads<number>(20, { slowReadMs: 30, maxStaleMs: 10_000 });
+      let calls = 0;
+      let fail = false;
+      const read = async (ms: number) => {
+        const n = ++calls;
+        await sleep(ms);
+        if (fail) throw new Error('down');
+        return n;
+      };
+      expect(await reads.get('k', () => read(0))).toBe(1);
+      await sleep(30);
+      fail = true;
+      expect(await reads.get('k', () => read(60))).toBe(1); // given the fallback after 30 ms; the read fails at 60
+      await sleep(60);
+      await expect(reads.get('k', () => read(0))).rejects.toThrow('down'); // fast failure: the caller sees it
+      fail = false;
+      expect(await reads.get('k', () => read(0))).toBe(4);
+      expect(calls).toBe(4);
+    });
+  });
+
   it('reads every time when the interval is 0', async () => {
     const reads = new SharedReads<number>(0);
     const c = counter();
