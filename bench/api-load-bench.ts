@@ -5,8 +5,9 @@
  * One large delivery sends throughout. Its completion rate is measured over consecutive windows of equal length that
  * alternate: quiet, loaded, quiet, loaded, ... quiet (`rounds` loaded windows). Each loaded window is compared with the
  * mean of the two quiet ones around it, which cancels most of the drift of a shared machine and of the delivery's own
- * rate; the drop reported is the mean over the rounds, each round's shown too (one quiet/loaded/quiet triple was
- * fooled by a delivery still speeding up). The API runs as its own process, as in the production layout; the load
+ * rate; the drop reported is the median and the mean over the rounds, each round's shown too (one quiet/loaded/quiet
+ * triple was fooled by a delivery still speeding up). Each window also records the cores every part of the stack kept
+ * busy (the load generator's included: on one host it takes its share from sending too). The API runs as its own process, as in the production layout; the load
  * generator too.
  * API_LOAD_PROFILE_DIR=<dir> in the environment writes a CPU profile of the API process there (node --cpu-prof).
  */
@@ -28,13 +29,28 @@ export interface ApiLoadResult {
   /** Loaded windows, each between two quiet ones. */
   rounds: number;
   paths: string[];
-  load: { requests: number; perSecond: number; latencyMs: { p50: number; p90: number; p99: number; max: number }; non2xx: number; errors: number; timeouts: number; statusCodes: Record<string, number> };
-  /** Recipients made final per second in each window, in order (quiet first and last). */
-  windows: { kind: 'quiet' | 'loaded'; rate: number }[];
+  load: {
+    requests: number;
+    perSecond: number;
+    latencyMs: { p50: number; p90: number; p99: number; max: number };
+    non2xx: number;
+    errors: number;
+    timeouts: number;
+    statusCodes: Record<string, number>;
+    /** CPU seconds the load generator itself used (it shares the host's cores with what it measures). */
+    cpuSeconds: number;
+  };
+  /**
+   * Recipients made final per second in each window, in order (quiet first and last), and the cores each part of the
+   * stack kept busy during it (CPU seconds over the window's seconds): where a loaded window's CPU went.
+   */
+  windows: { kind: 'quiet' | 'loaded'; rate: number; cores: WindowCores }[];
   /** Per round: 1 − loaded ÷ mean(the quiet windows on each side). */
   dropPerRound: number[];
   /** The mean of dropPerRound: the share of the sending rate the read load took. */
   sendRateDrop: number;
+  /** The median of dropPerRound: one round disturbed by something else on the host moves it least. */
+  sendRateDropMedian: number;
   /** CPU ms the API process spent per read served during the loaded windows. */
   apiCpuMsPerRead: number;
   /**
@@ -42,6 +58,17 @@ export interface ApiLoadResult {
    * sequential reads of each path, the API process's and Postgres's CPU over the count, and the mean latency.
    */
   costPerRead: { path: string; reads: number; apiCpuMs: number; postgresCpuMs: number; meanMs: number }[];
+}
+
+/** Cores kept busy during a window, by part of the stack. */
+export interface WindowCores {
+  /** The bench process: the worker (workflows, activities) and the sandbox MX. */
+  workerAndBench: number;
+  temporal: number;
+  postgres: number;
+  api: number;
+  loadGenerator: number;
+  total: number;
 }
 
 const ROOT = path.join(__dirname, '..');
@@ -72,6 +99,30 @@ async function costPerRead(stack: BenchStack, apiPid: number, baseUrl: string, a
     });
   }
   return out;
+}
+
+/** Waits (at most 3 minutes) until the stack and the API together keep less than a tenth of a core busy over 2 s. */
+async function untilStackIdle(stack: BenchStack, apiPid: number, log: (m: string) => void): Promise<void> {
+  const busy = () => {
+    const c = stack.cpu();
+    return c.benchProcess + c.temporalServer + c.postgres + apiCpuSeconds(apiPid);
+  };
+  const deadline = Date.now() + 180_000;
+  for (;;) {
+    const b0 = busy();
+    await sleep(2_000);
+    const cores = (busy() - b0) / 2;
+    if (cores < 0.1) return;
+    if (Date.now() > deadline) {
+      log(`api-load: WARNING the stack still kept ${round(cores, 2)} cores busy 3 minutes after the cancel; the costs per read below include that`);
+      return;
+    }
+  }
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
 export async function finalCount(stack: BenchStack, deliveryId: string): Promise<number> {
@@ -155,6 +206,7 @@ function combinedLoad(loads: ApiLoadResult['load'][]): ApiLoadResult['load'] {
     errors: sum((l) => l.errors),
     timeouts: sum((l) => l.timeouts),
     statusCodes,
+    cpuSeconds: round(sum((l) => l.cpuSeconds), 2),
   };
 }
 
@@ -190,12 +242,25 @@ export async function runApiLoadBench(
       if (Date.now() > warmDeadline) throw new Error('api-load: the delivery did not start sending within 15 minutes');
       await sleep(500);
     }
-    const windowRate = async (during?: Promise<ApiLoadResult['load']>) => {
+    const windowRate = async (during?: () => Promise<ApiLoadResult['load']>) => {
       const c0 = await finalCount(stack, id);
+      const cpu0 = { stack: stack.cpu(), api: apiCpuSeconds(api.child.pid!) };
       const t0 = performance.now();
-      const load = during ? await during : (await sleep(w * 1000), undefined);
-      const rate = ((await finalCount(stack, id)) - c0) / ((performance.now() - t0) / 1000);
-      return { rate: round(rate, 2), load };
+      const load = during ? await during() : (await sleep(w * 1000), undefined);
+      const seconds = (performance.now() - t0) / 1000;
+      const cpu1 = { stack: stack.cpu(), api: apiCpuSeconds(api.child.pid!) };
+      const rate = ((await finalCount(stack, id)) - c0) / seconds;
+      const per = (cpuSeconds: number) => round(cpuSeconds / seconds, 2);
+      const cores = {
+        workerAndBench: per(cpu1.stack.benchProcess - cpu0.stack.benchProcess),
+        temporal: per(cpu1.stack.temporalServer - cpu0.stack.temporalServer),
+        postgres: per(cpu1.stack.postgres - cpu0.stack.postgres),
+        api: per(cpu1.api - cpu0.api),
+        loadGenerator: per(load?.cpuSeconds ?? 0),
+        total: 0,
+      };
+      cores.total = round(cores.workerAndBench + cores.temporal + cores.postgres + cores.api + cores.loadGenerator, 2);
+      return { rate: round(rate, 2), load, cores, apiCpuSeconds: cpu1.api - cpu0.api };
     };
     // The API warm before the windows, as a serving API is: its pool's connections open, its code compiled, and the
     // delivery's first shared answer read (the first one waits for the workflow's query on a busy worker, and every
@@ -205,25 +270,27 @@ export async function runApiLoadBench(
     const windows: ApiLoadResult['windows'] = [];
     const loads: ApiLoadResult['load'][] = [];
     let apiCpuMs = 0;
+    const coresLine = (c: WindowCores) => `cores: worker ${c.workerAndBench}, Temporal ${c.temporal}, Postgres ${c.postgres}, API ${c.api}, load generator ${c.loadGenerator} (total ${c.total})`;
     const quiet = async () => {
       const q = await windowRate();
-      windows.push({ kind: 'quiet', rate: q.rate });
-      log(`api-load: quiet window ${q.rate}/s`);
+      windows.push({ kind: 'quiet', rate: q.rate, cores: q.cores });
+      log(`api-load: quiet window ${q.rate}/s; ${coresLine(q.cores)}`);
     };
     await quiet();
     for (let i = 0; i < opts.rounds; i++) {
-      const apiCpu0 = apiCpuSeconds(api.child.pid!);
-      const loaded = await windowRate(runLoadClient({ baseUrl: api.url, apiKey, paths, ratePerSecond: opts.ratePerSecond, seconds: w, connections: 20 }));
-      apiCpuMs += (apiCpuSeconds(api.child.pid!) - apiCpu0) * 1000;
-      windows.push({ kind: 'loaded', rate: loaded.rate });
+      const loaded = await windowRate(() => runLoadClient({ baseUrl: api.url, apiKey, paths, ratePerSecond: opts.ratePerSecond, seconds: w, connections: 20 }));
+      apiCpuMs += loaded.apiCpuSeconds * 1000;
+      windows.push({ kind: 'loaded', rate: loaded.rate, cores: loaded.cores });
       loads.push(loaded.load!);
-      log(`api-load: loaded window ${loaded.rate}/s; p99 ${loaded.load!.latencyMs.p99} ms over ${loaded.load!.requests} requests`);
+      log(`api-load: loaded window ${loaded.rate}/s; p99 ${loaded.load!.latencyMs.p99} ms over ${loaded.load!.requests} requests; ${coresLine(loaded.cores)}`);
       await quiet();
     }
-    if ((await finalCount(stack, id)) >= n) log('api-load: WARNING the delivery completed during the windows; use more recipients');
+    // Every window must have measured a delivery still sending: one that ended within the last window measured its tail.
+    if ((await finalCount(stack, id)) >= n) throw new Error(`api-load: the delivery completed during the windows, so the last ones measured its tail, not its rate: use more recipients (--apiload-recipients)`);
     await stack.service.cancel(id, 'bench api-load done').catch(() => undefined);
-    // Let the cancelled delivery's last attempts finish so that Postgres works only for the reads measured below.
-    await sleep(5_000);
+    // The reads below are measured on an otherwise idle stack: the cancelled delivery's last attempts and the cancelling
+    // of its pending recipients must be over first (5 s were not enough at 20,000: each read then cost 3–5 times more).
+    await untilStackIdle(stack, api.child.pid!, log);
     const groups = [
       { label: 'GET /api/deliveries/:id', paths: [`/api/deliveries/${id}`] },
       { label: 'GET /api/deliveries/:id/recipients?limit=50', paths: [`/api/deliveries/${id}/recipients?limit=50`] },
@@ -249,6 +316,7 @@ export async function runApiLoadBench(
       windows,
       dropPerRound,
       sendRateDrop: round(dropPerRound.reduce((a, b) => a + b, 0) / dropPerRound.length, 3),
+      sendRateDropMedian: round(median(dropPerRound), 3),
       apiCpuMsPerRead: round(apiCpuMs / Math.max(1, load.requests), 2),
       costPerRead: costs,
     };

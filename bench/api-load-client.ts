@@ -16,6 +16,7 @@ interface LoadPlan {
 
 async function main() {
   const plan = JSON.parse(process.argv[2] ?? '{}') as LoadPlan;
+  const cpu0 = process.cpuUsage();
   const result = await autocannon({
     url: plan.baseUrl,
     connections: plan.connections,
@@ -35,6 +36,11 @@ async function main() {
       errors: result.errors,
       timeouts: result.timeouts,
       statusCodes: Object.fromEntries(Object.entries(statusCodes ?? {}).map(([code, s]) => [code, s.count])),
+      // The generator's own CPU (user + system) over the run: on a shared host it is part of what the load costs.
+      cpuSeconds: (() => {
+        const u = process.cpuUsage(cpu0);
+        return (u.user + u.system) / 1e6;
+      })(),
     }) + '\n',
   );
 }

@@ -180,8 +180,11 @@ export function printReport(r: Results): void {
       ['reads served', `${fmt(load.load.requests)} (${fmt(load.load.perSecond, '/s')}), non-2xx ${fmt(load.load.non2xx)}, errors ${fmt(load.load.errors)}, timeouts ${fmt(load.load.timeouts)}`],
       ['latency p50 (mean) / p90 / p99 / max (worst window)', `${load.load.latencyMs.p50} / ${load.load.latencyMs.p90} / ${load.load.latencyMs.p99} / ${load.load.latencyMs.max} ms`],
       ['send rate per window (L = loaded)', `${load.windows.map((x) => `${x.rate}${x.kind === 'loaded' ? ' L' : ''}`).join(' / ')} recipients/s`],
-      ['send rate drop under load, mean (per round)', `${fmt(load.sendRateDrop * 100)} % (${load.dropPerRound.map((d) => `${fmt(d * 100)} %`).join(', ')})`],
+      ['send rate drop under load, median / mean (per round)', `${fmt(load.sendRateDropMedian * 100)} % / ${fmt(load.sendRateDrop * 100)} % (${load.dropPerRound.map((d) => `${fmt(d * 100)} %`).join(', ')})`],
+      ['cores busy per window: worker / Temporal / Postgres / API / load generator', ''],
+      ...load.windows.map((x, i): [string, string] => [`  ${i + 1}. ${x.kind}, ${x.rate}/s`, `${x.cores.workerAndBench} / ${x.cores.temporal} / ${x.cores.postgres} / ${x.cores.api} / ${x.cores.loadGenerator} = ${x.cores.total}`]),
       ['API CPU per read (loaded windows)', `${load.apiCpuMsPerRead} ms`],
+      ['load generator CPU per read', `${round1((load.load.cpuSeconds * 1000) / Math.max(1, load.load.requests))} ms`],
       ...load.costPerRead.map((c): [string, string] => [`  ${c.path}`, `API ${c.apiCpuMs} + Postgres ${c.postgresCpuMs} ms CPU, ${c.meanMs} ms per read (${c.reads} in a row)`]),
     );
   }
