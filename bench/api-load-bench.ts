@@ -18,7 +18,7 @@ import { formatPayloadKeys } from '../runtime/codec-keys';
 import { freePort } from '../stack/ports';
 import { BENCH_FROM, BENCH_TEMPLATE, uploadList } from './analysis-bench';
 import { cleanPopulation } from './population';
-import { childrenOf, postgresCpuSeconds, processCpuSeconds, round, sleep } from './measure';
+import { childrenOf, median, postgresCpuSeconds, processCpuSeconds, round, sleep } from './measure';
 import { BENCH_SECRETS, type BenchStack, type WorkerTuning } from './stack';
 
 export interface ApiLoadResult {
@@ -54,10 +54,10 @@ export interface ApiLoadResult {
   /** CPU ms the API process spent per read served during the loaded windows. */
   apiCpuMsPerRead: number;
   /**
-   * What one read of each kind costs, measured after the windows (sending cancelled, so Postgres is otherwise idle):
-   * sequential reads of each path, the API process's and Postgres's CPU over the count, and the mean latency.
+   * What one read of each kind costs, measured after the windows once the stack is idle (sending cancelled): each kind
+   * alone at the bench's rate for 10 s, the API process's, Postgres's and the load generator's CPU over the reads.
    */
-  costPerRead: { path: string; reads: number; apiCpuMs: number; postgresCpuMs: number; meanMs: number }[];
+  costPerRead: { path: string; reads: number; apiCpuMs: number; postgresCpuMs: number; loadGeneratorCpuMs: number; p50Ms: number; p99Ms: number }[];
 }
 
 /** Cores kept busy during a window, by part of the stack. */
@@ -79,23 +79,31 @@ export function apiCpuSeconds(pid: number): number {
   return [pid, ...childrenOf(pid)].reduce((a, p) => a + processCpuSeconds(p), 0);
 }
 
-/** Sequential reads of each path (one kind per group: single recipients share one line), with the CPU they cost. */
-async function costPerRead(stack: BenchStack, apiPid: number, baseUrl: string, apiKey: string, groups: { label: string; paths: string[] }[], reads: number): Promise<ApiLoadResult['costPerRead']> {
+/**
+ * What a read of each kind costs at the bench's rate: each kind alone, `seconds` at `ratePerSecond` (the load generator
+ * cycling through its paths), with the API process's and Postgres's CPU over the reads served. Sequential reads (one
+ * waiting for the other) cost two to four times more here: every one of them pays for waking idle cores and processes.
+ */
+async function costPerRead(
+  stack: BenchStack,
+  apiPid: number,
+  plan: { baseUrl: string; apiKey: string; ratePerSecond: number; seconds: number },
+  groups: { label: string; paths: string[] }[],
+): Promise<ApiLoadResult['costPerRead']> {
   const out: ApiLoadResult['costPerRead'] = [];
   for (const g of groups) {
-    const get = (i: number) => fetch(`${baseUrl}${g.paths[i % g.paths.length]}`, { headers: { authorization: `Bearer ${apiKey}` } }).then((r) => r.arrayBuffer());
-    for (let i = 0; i < 20; i++) await get(i); // warm: connections, JIT, caches of the first read
     const api0 = apiCpuSeconds(apiPid);
     const pg0 = postgresCpuSeconds(stack.pgDataDir);
-    const t0 = performance.now();
-    for (let i = 0; i < reads; i++) await get(i);
-    const wallMs = performance.now() - t0;
+    const load = await runLoadClient({ ...plan, paths: g.paths, connections: 20 });
+    const reads = Math.max(1, load.requests);
     out.push({
       path: g.label,
-      reads,
+      reads: load.requests,
       apiCpuMs: round(((apiCpuSeconds(apiPid) - api0) * 1000) / reads, 2),
       postgresCpuMs: round(((postgresCpuSeconds(stack.pgDataDir) - pg0) * 1000) / reads, 2),
-      meanMs: round(wallMs / reads, 2),
+      loadGeneratorCpuMs: round((load.cpuSeconds * 1000) / reads, 2),
+      p50Ms: load.latencyMs.p50,
+      p99Ms: load.latencyMs.p99,
     });
   }
   return out;
@@ -118,11 +126,6 @@ async function untilStackIdle(stack: BenchStack, apiPid: number, log: (m: string
       return;
     }
   }
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
 export async function finalCount(stack: BenchStack, deliveryId: string): Promise<number> {
@@ -298,8 +301,8 @@ export async function runApiLoadBench(
       { label: 'GET /api/deliveries?limit=20', paths: [`/api/deliveries?limit=20`] },
       { label: 'GET /api/lists', paths: [`/api/lists`] },
     ];
-    const costs = await costPerRead(stack, api.child.pid!, api.url, apiKey, groups, 300);
-    for (const c of costs) log(`api-load: ${c.path}: API ${c.apiCpuMs} ms + Postgres ${c.postgresCpuMs} ms of CPU per read, ${c.meanMs} ms each`);
+    const costs = await costPerRead(stack, api.child.pid!, { baseUrl: api.url, apiKey, ratePerSecond: opts.ratePerSecond, seconds: 10 }, groups);
+    for (const c of costs) log(`api-load: ${c.path}: API ${c.apiCpuMs} ms + Postgres ${c.postgresCpuMs} ms + load generator ${c.loadGeneratorCpuMs} ms of CPU per read; p50 ${c.p50Ms} ms, p99 ${c.p99Ms} ms`);
     const dropPerRound = windows.flatMap((x, i) => {
       if (x.kind !== 'loaded') return [];
       const around = (windows[i - 1]!.rate + windows[i + 1]!.rate) / 2;

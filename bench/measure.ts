@@ -315,6 +315,34 @@ export class MemoryWatch {
   }
 }
 
+/** The share of the host's CPU time (all cores) that was busy over the next `ms`, from /proc/stat. */
+export async function hostBusyShare(ms: number): Promise<number> {
+  const read = () => {
+    // cpu  user nice system idle iowait irq softirq steal ...
+    const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    const idle = f[3] + (f[4] ?? 0);
+    return { idle, total: f.slice(0, 8).reduce((a, b) => a + b, 0) };
+  };
+  const a = read();
+  await sleep(ms);
+  const b = read();
+  return b.total > a.total ? 1 - (b.idle - a.idle) / (b.total - a.total) : 0;
+}
+
+/**
+ * Waits (at most `maxMs`) until the host is quiet, less than `share` of its CPU busy over 3 s: a bench started just after
+ * another (a stack still shutting down, a test run ending) measured that instead for its first minute. Returns the
+ * last busy share read.
+ */
+export async function untilHostQuiet(log: (m: string) => void, share = 0.15, maxMs = 120_000): Promise<number> {
+  const deadline = Date.now() + maxMs;
+  let busy = await hostBusyShare(3_000);
+  if (busy >= share) log(`host ${Math.round(busy * 100)} % busy: waiting (up to ${maxMs / 1000} s) for it to be under ${Math.round(share * 100)} % before measuring`);
+  while (busy >= share && Date.now() < deadline) busy = await hostBusyShare(3_000);
+  if (busy >= share) log(`WARNING the host stayed ${Math.round(busy * 100)} % busy; measuring anyway, on a busy host`);
+  return busy;
+}
+
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   if (!s.length) return NaN;

@@ -9,7 +9,7 @@ import type { BareSendResult } from './bare-send';
 import type { PostgresMemory, Spread } from './measure';
 
 interface Results {
-  machine: { source?: { commit: string; changedFiles: number }; cpu: string; cores: number; ramGiB: number; node: string; date: string; loadAverageAtStart: number[]; loadAverageAtEnd?: number[]; temporalCli?: string };
+  machine: { source?: { commit: string; changedFiles: number }; cpu: string; cores: number; ramGiB: number; node: string; date: string; loadAverageAtStart: number[]; loadAverageAtEnd?: number[]; temporalCli?: string; hostBusyAtStart?: number };
   upload?: { rows: number; seconds: number; rowsPerSecond: number; megabytes: number };
   analysis?: AnalysisBenchResult;
   analysisExperiments?: ExperimentResult[];
@@ -54,6 +54,7 @@ export function printReport(r: Results): void {
     ['date', m.date],
     ['source', m.source ? `commit ${m.source.commit}${m.source.changedFiles ? ` + ${m.source.changedFiles} changed files` : ''}` : '?'],
     ['load average start → end', `${m.loadAverageAtStart.join(' ')} → ${m.loadAverageAtEnd?.join(' ') ?? '?'}`],
+    ['host CPU busy when the bench began', m.hostBusyAtStart === undefined ? '?' : `${Math.round(m.hostBusyAtStart * 100)} %`],
   ];
   if (r.upload) {
     rows.push(['CSV list upload', '']);
@@ -185,7 +186,8 @@ export function printReport(r: Results): void {
       ...load.windows.map((x, i): [string, string] => [`  ${i + 1}. ${x.kind}, ${x.rate}/s`, `${x.cores.workerAndBench} / ${x.cores.temporal} / ${x.cores.postgres} / ${x.cores.api} / ${x.cores.loadGenerator} = ${x.cores.total}`]),
       ['API CPU per read (loaded windows)', `${load.apiCpuMsPerRead} ms`],
       ['load generator CPU per read', `${round1((load.load.cpuSeconds * 1000) / Math.max(1, load.load.requests))} ms`],
-      ...load.costPerRead.map((c): [string, string] => [`  ${c.path}`, `API ${c.apiCpuMs} + Postgres ${c.postgresCpuMs} ms CPU, ${c.meanMs} ms per read (${c.reads} in a row)`]),
+      ['CPU per read, each kind alone at the same rate (API + Postgres + load generator; p50 / p99)', ''],
+      ...load.costPerRead.map((c): [string, string] => [`  ${c.path}`, `${c.apiCpuMs} + ${c.postgresCpuMs} + ${c.loadGeneratorCpuMs} ms; ${c.p50Ms} / ${c.p99Ms} ms (${fmt(c.reads)} reads)`]),
     );
   }
   const pages = r.dashboardPages;

@@ -45,7 +45,7 @@ import { runFanoutBench, type FanoutResult } from './fanout-bench';
 import { runAnalysisExperiments, type ExperimentResult } from './analysis-experiments';
 import { runDirectStartFanout, type DirectStartResult } from './direct-start-experiment';
 import { analysisPopulation } from './population';
-import { round } from './measure';
+import { round, untilHostQuiet } from './measure';
 import { printReport } from './report';
 import { runCeiling, type CeilingResult } from './ceiling';
 import { runBareSend, type BareSendResult } from './bare-send';
@@ -159,6 +159,7 @@ async function main() {
   const log = (m: string) => console.log(`[${((Date.now() - started) / 1000).toFixed(0).padStart(5)}s] ${m}`);
   const info = machine();
   log(`machine: ${info.cpu}, ${info.cores} cores, ${info.ramGiB} GiB, Node ${info.node}; load average ${info.loadAverageAtStart.join(' ')}`);
+  const hostBusyAtStart = round(await untilHostQuiet(log), 2);
 
   let stackRef: BenchStack | null = null;
   let stopping = false;
@@ -173,7 +174,7 @@ async function main() {
   process.on('SIGTERM', () => void shutdown(143));
 
   const results: {
-    machine: ReturnType<typeof machine> & { loadAverageAtEnd?: number[] };
+    machine: ReturnType<typeof machine> & { loadAverageAtEnd?: number[]; hostBusyAtStart?: number };
     settings: Record<string, unknown>;
     upload?: { rows: number; seconds: number; rowsPerSecond: number; megabytes: number };
     analysis?: AnalysisBenchResult;
@@ -191,7 +192,7 @@ async function main() {
     dashboardPages?: DashboardPagesResult;
     errors?: { section: string; error: string }[];
     totalSeconds?: number;
-  } = { machine: info, settings: {} };
+  } = { machine: { ...info, hostBusyAtStart }, settings: {} };
   let failed = false;
   // A section that fails is recorded and the next one still runs: a long run keeps what it measured.
   const section = async (name: string, f: () => Promise<void>) => {
