@@ -166,12 +166,11 @@ export function createDeliveryRouter(service: DeliveryService, audit: AuditRecor
     const id = deliveryIdParam(req);
     const { after, limit, ...filter } = pageQuerySchema.parse(req.query);
     if (!(await service.exists(id))) throw new NotFoundError(`delivery ${id} does not exist`);
-    // The rows come as the JSON they are answered in (written by Postgres: this page is polled while a delivery sends).
-    const page = await service.log.pageJson(id, { ...filter, afterRecipientId: after, limit });
+    const rows = await service.log.page(id, { ...filter, afterRecipientId: after, limit });
     // A full page has a next one (possibly empty): one row less to read than asking for limit + 1 on every page.
-    const next = page.count === limit ? page.lastRecipientId : null;
+    const next = rows.length === limit ? rows[rows.length - 1].recipientId : null;
     const link = new URLSearchParams([['after', String(next)], ['limit', String(limit)], ...filterParams(filter)]);
-    res.type('application/json').send(`{"recipients":${page.json},"next":${JSON.stringify(next === null ? null : `/api/deliveries/${id}/recipients?${link}`)}}`);
+    res.json({ recipients: rows, next: next === null ? null : `/api/deliveries/${id}/recipients?${link}` });
   });
 
   // The log as CSV, streamed: rows are written as they are read, a page at a time (never the whole log in memory), and
@@ -212,12 +211,9 @@ export function createDeliveryRouter(service: DeliveryService, audit: AuditRecor
   router.get('/api/deliveries/:id/recipients/:rid', async (req, res) => {
     const id = deliveryIdParam(req);
     const rid = recipientIdParam.parse(req.params.rid);
-    const detail = await service.log.recipientDetailJson(id, rid);
+    const detail = await service.log.recipientDetail(id, rid);
     if (!detail) throw new NotFoundError(`recipient ${rid} of delivery ${id} does not exist`);
-    // Its parts come as JSON written by Postgres (read often while a delivery sends): passed on as they are.
-    res
-      .type('application/json')
-      .send(`{"recipient":${detail.recipient},"transitions":${detail.transitions},"attempts":${detail.attempts},"workflowId":${JSON.stringify(recipientWorkflowId(id, rid))}}`);
+    res.json({ ...detail, workflowId: recipientWorkflowId(id, rid) });
   });
 
   router.post('/api/deliveries/:id/confirm', async (req, res) => {

@@ -64,11 +64,8 @@ export interface RecipientRow {
 }
 
 /** A recipient, its status history and its attempts (timestamps as ISO strings in the last two: they go out as JSON). */
-/** A row as its JSON answer reads it back: dates are ISO 8601 strings. */
-export type AsJson<T> = { [K in keyof T]: T[K] extends Date ? string : T[K] extends Date | null ? string | null : T[K] };
-
 export interface RecipientDetail {
-  recipient: AsJson<RecipientRow>;
+  recipient: RecipientRow;
   transitions: Record<string, unknown>[];
   attempts: Record<string, unknown>[];
 }
@@ -108,38 +105,10 @@ function filterConditions(f: RecipientFilter, params: unknown[]): string {
   return c.conditions.map((w) => ` AND ${w}`).join('');
 }
 
-/** A recipient's fields as the API names them (RecipientRow), their columns, and which are timestamps. */
-const RECIPIENT_FIELDS: [field: keyof RecipientRow, column: string, timestamp?: true][] = [
-  ['recipientId', 'recipient_id'],
-  ['address', 'address'],
-  ['domain', 'domain'],
-  ['status', 'status'],
-  ['exclusionReason', 'exclusion_reason'],
-  ['failureType', 'failure_type'],
-  ['failureReason', 'failure_reason'],
-  ['attempts', 'attempts'],
-  ['lastSmtpCode', 'last_smtp_code'],
-  ['lastEnhancedCode', 'last_enhanced_code'],
-  ['lastReply', 'last_reply'],
-  ['lastMxHost', 'last_mx_host'],
-  ['handedOverAt', 'handed_over_at', true],
-  ['relayedAt', 'relayed_at', true],
-  ['nextRetryAt', 'next_retry_at', true],
-  ['finalAt', 'final_at', true],
-  ['updatedAt', 'updated_at', true],
-];
-
-const RECIPIENT_COLUMNS = RECIPIENT_FIELDS.map(([f, c]) => (f === c ? c : `${c} AS "${f}"`)).join(', ');
-
-/** A timestamp as JSON.stringify writes a Date (ISO 8601, UTC, milliseconds): Postgres can write the API's JSON itself. */
-const isoTimestamp = (c: string) => `to_char(${c} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
-
-/**
- * A recipient row of table alias `t` as the JSON object the API answers (RecipientRow, serialised): for the reads
- * polled while a delivery sends, Postgres writes the answer and the API passes it on, rather than parsing every column
- * into JavaScript values and dates and serialising them back (measured: most of the API's CPU for a page of 50).
- */
-const recipientJson = (t: string) => `json_build_object(${RECIPIENT_FIELDS.map(([f, c, ts]) => `'${f}', ${ts ? isoTimestamp(`${t}.${c}`) : `${t}.${c}`}`).join(', ')})`;
+const RECIPIENT_COLUMNS = `recipient_id AS "recipientId", address, domain, status, exclusion_reason AS "exclusionReason",
+  failure_type AS "failureType", failure_reason AS "failureReason", attempts, last_smtp_code AS "lastSmtpCode",
+  last_enhanced_code AS "lastEnhancedCode", last_reply AS "lastReply", last_mx_host AS "lastMxHost",
+  handed_over_at AS "handedOverAt", relayed_at AS "relayedAt", next_retry_at AS "nextRetryAt", final_at AS "finalAt", updated_at AS "updatedAt"`;
 
 export class DeliveryLog {
   constructor(
@@ -390,26 +359,6 @@ export class DeliveryLog {
   }
 
   /**
-   * page() as the JSON array the API answers (the same rows and values, written by Postgres), with the number of rows
-   * and the last one's id (the next page's cursor).
-   */
-  async pageJson(deliveryId: string, opts: { afterRecipientId: number; limit: number } & RecipientFilter): Promise<{ json: string; count: number; lastRecipientId: number | null }> {
-    const params: unknown[] = [deliveryId, opts.afterRecipientId, opts.limit];
-    const columns = RECIPIENT_FIELDS.map(([, c]) => c).join(', ');
-    const r = await this.pool.query<{ json: string; count: number; last: number | null }>(
-      prepared(
-        `SELECT COALESCE(json_agg(${recipientJson('p')} ORDER BY p.recipient_id), '[]')::text AS json, count(*)::int AS count, max(p.recipient_id) AS last
-       FROM (SELECT ${columns} FROM delivery_recipients
-             WHERE delivery_id = $1 AND recipient_id > $2${filterConditions(opts, params)}
-             ORDER BY recipient_id LIMIT $3) p`,
-        params,
-      ),
-    );
-    const row = r.rows[0];
-    return { json: row.json, count: row.count, lastRecipientId: row.last };
-  }
-
-  /**
    * Every recipient matching `filter`, page after page (`batch` rows each), for an export that streams: each page is
    * its own short statement, so a slow reader never holds a connection or a snapshot for the length of a download, and
    * a reader that stops (`return()` on the iterator) ends the reading at once. Rows are the same as page()'s, in the
@@ -433,32 +382,31 @@ export class DeliveryLog {
   /**
    * A recipient with its status history and attempts, in one statement: the recipient page and the API's recipient
    * route read it often while a delivery sends, and three statements cost three round trips and three plans. The
-   * same rows as recipient(), transitions() and attempts(), each part as the JSON the API answers, written by Postgres
-   * (timestamps as ISO 8601 UTC with milliseconds, as JSON.stringify writes a Date), so the route passes them on.
+   * same rows as recipient(), transitions() and attempts(); timestamps come out as the API writes them (ISO 8601 UTC,
+   * milliseconds) so the answer is the same as theirs.
    */
-  async recipientDetailJson(deliveryId: string, recipientId: number): Promise<{ recipient: string; transitions: string; attempts: string } | null> {
-    const r = await this.pool.query<{ recipient: string; transitions: string; attempts: string }>(
+  async recipientDetail(deliveryId: string, recipientId: number): Promise<RecipientDetail | null> {
+    const iso = (c: string) => `to_char(${c} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
+    // Aliased apart from the row's own "attempts" column (its count of attempts).
+    const r = await this.pool.query<RecipientRow & { transitionRows: Record<string, unknown>[]; attemptRows: Record<string, unknown>[] }>(
       prepared(
-        `SELECT ${recipientJson('r')}::text AS recipient,
-         (SELECT COALESCE(json_agg(json_build_object('at', ${isoTimestamp('t.at')}, 'fromStatus', t.from_status, 'toStatus', t.to_status,
+        `SELECT ${RECIPIENT_COLUMNS},
+         (SELECT COALESCE(json_agg(json_build_object('at', ${iso('t.at')}, 'fromStatus', t.from_status, 'toStatus', t.to_status,
             'failureType', t.failure_type, 'failureReason', t.failure_reason, 'smtpCode', t.smtp_code, 'enhancedCode', t.enhanced_code,
-            'replyText', t.reply_text, 'mxHost', t.mx_host, 'source', t.source) ORDER BY t.id), '[]'::json)::text
-          FROM efs_transitions t WHERE t.delivery_id = r.delivery_id AND t.recipient_id = r.recipient_id) AS transitions,
-         (SELECT COALESCE(json_agg(json_build_object('attempt', a.attempt, 'startedAt', ${isoTimestamp('a.started_at')}, 'finishedAt', ${isoTimestamp('a.finished_at')},
+            'replyText', t.reply_text, 'mxHost', t.mx_host, 'source', t.source) ORDER BY t.id), '[]'::json)
+          FROM efs_transitions t WHERE t.delivery_id = r.delivery_id AND t.recipient_id = r.recipient_id) AS "transitionRows",
+         (SELECT COALESCE(json_agg(json_build_object('attempt', a.attempt, 'startedAt', ${iso('a.started_at')}, 'finishedAt', ${iso('a.finished_at')},
             'outcome', a.outcome, 'smtpCode', a.smtp_code, 'enhancedCode', a.enhanced_code, 'replyText', a.reply_text, 'mxHost', a.mx_host,
-            'failureReason', a.failure_reason, 'retryClass', a.retry_class, 'ruleId', a.rule_id, 'messageId', a.message_id) ORDER BY a.attempt), '[]'::json)::text
-          FROM send_attempts a WHERE a.delivery_id = r.delivery_id AND a.recipient_id = r.recipient_id) AS attempts
+            'failureReason', a.failure_reason, 'retryClass', a.retry_class, 'ruleId', a.rule_id, 'messageId', a.message_id) ORDER BY a.attempt), '[]'::json)
+          FROM send_attempts a WHERE a.delivery_id = r.delivery_id AND a.recipient_id = r.recipient_id) AS "attemptRows"
        FROM delivery_recipients r WHERE r.delivery_id = $1 AND r.recipient_id = $2`,
         [deliveryId, recipientId],
       ),
     );
-    return r.rows[0] ?? null;
-  }
-
-  /** recipientDetailJson() as values (timestamps stay ISO strings, as in the API's answer). */
-  async recipientDetail(deliveryId: string, recipientId: number): Promise<RecipientDetail | null> {
-    const j = await this.recipientDetailJson(deliveryId, recipientId);
-    return j && { recipient: JSON.parse(j.recipient), transitions: JSON.parse(j.transitions), attempts: JSON.parse(j.attempts) };
+    const row = r.rows[0];
+    if (!row) return null;
+    const { transitionRows, attemptRows, ...recipient } = row;
+    return { recipient, transitions: transitionRows, attempts: attemptRows };
   }
 
   /** What a recipient's message is built from; null when there is no such recipient. */
