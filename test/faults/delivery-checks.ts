@@ -167,6 +167,9 @@ async function listedRecipientWorkflows(stack: ProcessStack, deliveryId: string)
   return listed;
 }
 
+/** How long the delivery's row may lag its workflow's phase (the activity that records it, on a recovering stack). */
+const ROW_FOLLOWS_WITHIN_MS = 15_000;
+
 export async function checkDelivery(stack: ProcessStack, deliveryId: string, people: Person[], fault: FaultWindow): Promise<DeliveryCheck> {
   const { pool, mx } = stack;
   const log = new DeliveryLog(pool);
@@ -244,8 +247,13 @@ export async function checkDelivery(stack: ProcessStack, deliveryId: string, peo
   if (canonical(queried) !== canonical(kpis)) workflowMismatches.push(`kpis query ${JSON.stringify(queried)} ≠ log ${JSON.stringify(kpis)}`);
   if (canonical(state.kpis) !== canonical(kpis)) workflowMismatches.push(`deliveryState query KPIs ${JSON.stringify(state.kpis)} ≠ log ${JSON.stringify(kpis)}`);
   if (state.phase !== 'completed') workflowMismatches.push(`deliveryState phase ${state.phase}`);
-  const stored = (await pool.query<{ state: string; completed_at: Date | null }>('SELECT state, completed_at FROM deliveries WHERE id = $1', [deliveryId])).rows[0];
-  if (stored?.state !== 'completed') workflowMismatches.push(`delivery row state ${stored?.state}`);
+  // The workflow shows its new phase at once and records it in the row by the activity it starts then
+  // (workflows/delivery-run.ts, enter): a query can see 'completed' a moment before the row does. The row must follow
+  // within seconds; one that stays behind is a mismatch.
+  const readRow = async () => (await pool.query<{ state: string; completed_at: Date | null }>('SELECT state, completed_at FROM deliveries WHERE id = $1', [deliveryId])).rows[0];
+  let stored = await readRow();
+  for (const until = Date.now() + ROW_FOLLOWS_WITHIN_MS; stored?.state !== 'completed' && Date.now() < until; stored = await readRow()) await new Promise((r) => setTimeout(r, 100));
+  if (stored?.state !== 'completed') workflowMismatches.push(`delivery row state ${stored?.state} ${ROW_FOLLOWS_WITHIN_MS / 1000} s after the workflow's phase was completed`);
   // Visibility is updated asynchronously after a workflow closes: ask again for a while before calling it a mismatch.
   let recipientMismatches: string[] = [];
   for (let tries = 0; tries < 30; tries++) {
