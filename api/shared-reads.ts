@@ -40,7 +40,7 @@ export class SharedReads<T> {
       if (!hit.refreshing) {
         hit.refreshing = true;
         // The new answer replaces this one when it arrives; if it fails, the stale one stays until it is too old.
-        this.start(key, read).catch(() => {
+        this.start(key, read).value.catch(() => {
           if (this.entries.get(key) === hit) hit.refreshing = false;
         });
       }
@@ -67,9 +67,7 @@ export class SharedReads<T> {
   }
 
   /** Runs the read; its entry replaces the key's once it succeeds (or at once when `now`: callers share it). */
-  private start(key: string, read: () => Promise<T>, now?: false): Promise<T>;
-  private start(key: string, read: () => Promise<T>, now: true, fallback?: T): Entry<T>;
-  private start(key: string, read: () => Promise<T>, now = false, fallback?: T): Promise<T> | Entry<T> {
+  private start(key: string, read: () => Promise<T>, now = false, fallback?: T): Entry<T> {
     const maxEntries = this.o.maxEntries ?? 10_000;
     if (this.entries.size >= maxEntries) {
       const t = Date.now();
@@ -95,6 +93,6 @@ export class SharedReads<T> {
         else this.entries.delete(key);
       },
     );
-    return now ? entry : entry.value;
+    return entry;
   }
 }

@@ -7,8 +7,8 @@
  * mean of the two quiet ones around it, which cancels most of the drift of a shared machine and of the delivery's own
  * rate; the drop reported is the median and the mean over the rounds, each round's shown too (one quiet/loaded/quiet
  * triple was fooled by a delivery still speeding up). Each window also records the cores every part of the stack kept
- * busy (the load generator's included: on one host it takes its share from sending too). The API runs as its own process, as in the production layout; the load
- * generator too.
+ * busy (the load generator's included: on one host it takes its share from sending too). The API runs as its own
+ * process, as in the production layout; the load generator too.
  * API_LOAD_PROFILE_DIR=<dir> in the environment writes a CPU profile of the API process there (node --cpu-prof).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -18,7 +18,7 @@ import { formatPayloadKeys } from '../runtime/codec-keys';
 import { freePort } from '../stack/ports';
 import { BENCH_FROM, BENCH_TEMPLATE, uploadList } from './analysis-bench';
 import { cleanPopulation } from './population';
-import { childrenOf, median, postgresCpuSeconds, processCpuSeconds, round, sleep } from './measure';
+import { childrenOf, median, postgresCpuSeconds, processCpuSeconds, round, sleep, untilHostQuiet } from './measure';
 import { BENCH_SECRETS, type BenchStack, type WorkerTuning } from './stack';
 
 export interface ApiLoadResult {
@@ -107,25 +107,6 @@ async function costPerRead(
     });
   }
   return out;
-}
-
-/** Waits (at most 3 minutes) until the stack and the API together keep less than a tenth of a core busy over 2 s. */
-async function untilStackIdle(stack: BenchStack, apiPid: number, log: (m: string) => void): Promise<void> {
-  const busy = () => {
-    const c = stack.cpu();
-    return c.benchProcess + c.temporalServer + c.postgres + apiCpuSeconds(apiPid);
-  };
-  const deadline = Date.now() + 180_000;
-  for (;;) {
-    const b0 = busy();
-    await sleep(2_000);
-    const cores = (busy() - b0) / 2;
-    if (cores < 0.1) return;
-    if (Date.now() > deadline) {
-      log(`api-load: WARNING the stack still kept ${round(cores, 2)} cores busy 3 minutes after the cancel; the costs per read below include that`);
-      return;
-    }
-  }
 }
 
 export async function finalCount(stack: BenchStack, deliveryId: string): Promise<number> {
@@ -293,7 +274,8 @@ export async function runApiLoadBench(
     await stack.service.cancel(id, 'bench api-load done').catch(() => undefined);
     // The reads below are measured on an otherwise idle stack: the cancelled delivery's last attempts and the cancelling
     // of its pending recipients must be over first (5 s were not enough at 20,000: each read then cost 3–5 times more).
-    await untilStackIdle(stack, api.child.pid!, log);
+    // A tenth of a core of the host's two, as the bench's start waits for.
+    await untilHostQuiet(log, 0.05, 180_000);
     const groups = [
       { label: 'GET /api/deliveries/:id', paths: [`/api/deliveries/${id}`] },
       { label: 'GET /api/deliveries/:id/recipients?limit=50', paths: [`/api/deliveries/${id}/recipients?limit=50`] },
